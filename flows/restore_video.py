@@ -1,0 +1,73 @@
+"""Flow ``restore-video``: ingest -> detect_shots -> restore_shot (per chunk) -> package -> publish."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, runtime
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from restora import media, telemetry
+from restora.errors import ConfigError
+from restora.spec import RestoreSpec
+from restora.storage import publish_file
+from tasks import _runtime
+from tasks.ingest import ingest, resolve_input
+from tasks.package import package
+from tasks.publish import publish, report_path
+from tasks.restore_shot import restore_shot
+from tasks.shots import detect_shots_task
+
+
+def spans_path(output: Path) -> Path:
+    """Where a run's spans are published (JSON lines, next to the output)."""
+    return output.with_name(output.name + ".spans.jsonl")
+
+
+def validate(spec: RestoreSpec) -> None:
+    """Fail fast, before any work, on a spec that cannot succeed."""
+    media.output_format(spec.output)
+    spec.resolved_stages()
+    src = resolve_input(spec.input)
+    dst = Path(spec.output)
+    if src.resolve() == dst.resolve():
+        raise ConfigError("output must differ from input")
+
+
+@flow(name="restore-video", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=True)
+def restore_video(spec: RestoreSpec) -> dict[str, Any]:
+    """Restore one video. Returns the output path, the report path and the span file path."""
+    validate(spec)
+    run_id = str(runtime.flow_run.id or uuid.uuid4())
+    settings = _runtime.settings()
+    run_dir = Path(settings.storage.root) / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    span_file = run_dir / "spans.jsonl"
+    attrs = {"restora.run_id": run_id, "restora.preset": spec.preset, "restora.scale": spec.scale,
+             "restora.input": telemetry.safe_attr(spec.input), "restora.output": telemetry.safe_attr(spec.output)}
+    with telemetry.span("flow.restore_video", **attrs) as root:
+        telemetry.route_trace_to_file(root, span_file)
+        carrier = telemetry.carrier()
+        asset = ingest(spec.input, carrier)
+        root.set_attribute("restora.asset_id", asset.asset_id)
+        chunks, fades = detect_shots_task(asset, spec.chunk_frames, carrier)
+        futures = [restore_shot.submit(asset, c, spec, carrier) for c in chunks]
+        refs = [f.result() for f in futures]
+        pkg = package(asset, refs, spec, fades, run_id, carrier)
+        out = publish(pkg, spec.output, carrier)
+        root.set_attribute("restora.frames", asset.frames)
+    telemetry.unroute(root)
+    telemetry.flush()
+    out_path = Path(out)
+    publish_file(span_file, spans_path(out_path))
+    return {"output": str(out_path), "report": str(report_path(out_path)), "spans": str(spans_path(out_path)),
+            "run_id": run_id, "reused_chunks": sum(r.reused for r in refs), "chunks": len(refs)}
+
+
+def run(spec: RestoreSpec, workers: int | None = None) -> dict[str, Any]:
+    """Run the flow with ``workers`` concurrent chunk restorations (default from settings)."""
+    n = workers or _runtime.settings().limits.shot_workers
+    f = restore_video.with_options(task_runner=ThreadPoolTaskRunner(max_workers=n))
+    return f(spec)

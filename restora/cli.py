@@ -1,0 +1,223 @@
+"""``restora`` command line.
+
+    restora restore INPUT [-o OUTPUT] [--scale 1|2|4] [--preset fidelity] [--stages sr,...]
+    restora probe INPUT [--json]
+    restora eval-sr [--scale 2 4] [--json FILE]
+    restora triton serve|up|down|status
+
+``restore`` runs the Prefect flow ``restore-video`` (``flows/restore_video.py``), imported only
+when the command runs, so this module itself has no Prefect import. Errors print one line and
+exit non-zero: 2 for bad input or configuration, 1 for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from restora.errors import RestoraError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_INTERNAL_LEVEL", "ERROR")
+
+
+class ProgressBar:
+    """Frames done, frames/s and ETA on stderr (redrawn in place on a terminal, every 5 s otherwise)."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.lock = threading.Lock()
+        self.done = self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        with self.lock:
+            if total and done == 0:
+                self.t0 = time.monotonic()
+            self.done, self.total = done, total
+            now = time.monotonic()
+            if now - self.last < (0.2 if self.tty else 5.0) and done < total:
+                return
+            self.last = now
+            self.stream.write(self.render(now) + ("\r" if self.tty else "\n"))
+            self.stream.flush()
+
+    def render(self, now: float) -> str:
+        el = max(now - self.t0, 1e-6)
+        fps = self.done / el
+        eta = (self.total - self.done) / fps if fps > 0 else float("nan")
+        frac = self.done / self.total if self.total else 0.0
+        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+        eta_s = f"{eta:5.0f}s" if eta == eta else "    ?"
+        return f"[{bar}] {self.done}/{self.total} frames {fps:6.2f} fps ETA {eta_s}"
+
+    def finish(self) -> None:
+        if self.tty and self.total:
+            self.stream.write("\n")
+
+
+def default_output(inp: str, lossless: bool) -> str:
+    """``clip.mp4`` -> ``clip.restored.mp4`` beside it (``.mkv`` for lossless or unusual containers)."""
+    p = Path(inp)
+    ext = p.suffix.lower() if p.suffix.lower() in (".mp4", ".mov", ".mkv") else ".mp4"
+    if lossless:
+        ext = ".mkv"
+    return str(p.with_name(p.stem + ".restored" + ext))
+
+
+def cmd_restore(a: argparse.Namespace) -> int:
+    _quiet_prefect(a.verbose)
+    if a.triton:
+        os.environ["RESTORA_TRITON__URL"] = a.triton
+    from restora import media, progress
+    from restora.spec import RestoreSpec, StageSpec
+
+    info = media.probe(a.input)
+    output = a.output or default_output(a.input, info.video.lossless)
+    stages = [StageSpec(type=s.strip()) for s in a.stages.split(",") if s.strip()] if a.stages else []
+    spec = RestoreSpec(input=a.input, output=output, scale=a.scale, preset=a.preset, stages=stages, crf=a.crf,
+                       x264_preset=a.x264_preset, chunk_frames=a.chunk_frames)
+    from flows.restore_video import run, validate
+
+    validate(spec)
+    bar = ProgressBar()
+    stop = progress.listen(bar)
+    t0 = time.monotonic()
+    try:
+        result = run(spec, workers=a.workers)
+    finally:
+        stop()
+        bar.finish()
+    report = json.loads(Path(result["report"]).read_text())
+    out = report["output"]["probe"]["video"]
+    stages_s = ", ".join(f"{k} {v['fps']:.2f} fps" for k, v in report["stages"].items()) or "no stages"
+    print(f"output:  {result['output']}")
+    print(f"report:  {result['report']}")
+    print(f"spans:   {result['spans']}")
+    print(f"summary: {report['input']['probe']['video']['width']}x{report['input']['probe']['video']['height']} -> "
+          f"{out['width']}x{out['height']}, {out['frames']} frames, {len(report['shots'])} shots, "
+          f"{result['chunks']} chunks ({result['reused_chunks']} reused), {stages_s}, "
+          f"{time.monotonic() - t0:.1f}s total")
+    return EXIT_OK
+
+
+def cmd_probe(a: argparse.Namespace) -> int:
+    from restora import media
+
+    info = media.probe(a.input)
+    if a.json:
+        print(json.dumps(info.model_dump(), indent=2))
+        return EXIT_OK
+    v = info.video
+    c = v.color.names
+    print(f"file:       {info.path} ({info.container}, {info.size_bytes} bytes, {info.duration_s:.3f} s)")
+    print(f"video #{v.index}:   {v.codec}{' ' + v.profile if v.profile else ''} {v.width}x{v.height} {v.pix_fmt} "
+          f"{v.bit_depth}-bit, {v.frames} frames")
+    print(f"frame rate: {v.frame_rate} ({float(eval_fraction(v.frame_rate)):.4f} fps), "
+          f"{'variable' if v.vfr else 'constant'}; time base {v.time_base}")
+    print(f"color:      primaries {c['primaries']}, transfer {c['transfer']}, matrix {c['matrix']}, range {c['range']}"
+          f"{' (inferred: untagged source)' if v.color.inferred else ''}")
+    for s in info.audio:
+        print(f"audio #{s.index}:   {s.codec} {s.sample_rate} Hz {s.channels} ch"
+              f"{' ' + s.layout if s.layout else ''}{' [' + s.language + ']' if s.language else ''}")
+    for s in info.subtitles:
+        print(f"subtitle #{s.index}: {s.codec}{' [' + s.language + ']' if s.language else ''}")
+    if info.video_streams > 1:
+        print(f"note:       {info.video_streams} video streams; restoring #{v.index}")
+    return EXIT_OK
+
+
+def eval_fraction(text: str) -> float:
+    num, _, den = text.partition("/")
+    return float(num) / float(den or 1)
+
+
+def cmd_eval_sr(a: argparse.Namespace) -> int:
+    from restora.evaluation import evaluate_sr_set5, format_table
+    from restora.inference import LocalOnnx
+    from restora.settings import get_settings
+
+    s = get_settings()
+    backend = LocalOnnx(s.models.repository, s.models.threads)
+    results = [evaluate_sr_set5(backend, scale, Path(a.data)) for scale in a.scale]
+    print(format_table(results))
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=2))
+    return EXIT_OK
+
+
+def cmd_triton(a: argparse.Namespace) -> int:
+    from serving import triton_server
+
+    return int(triton_server.main([a.action, *a.rest]) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="restora", description="AI video restoration pipeline")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show Prefect logs and tracebacks")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("restore", help="restore a video (runs the restore-video flow)")
+    r.add_argument("input")
+    r.add_argument("-o", "--output", help="output file; extension picks the container (.mp4 .mov .mkv)")
+    r.add_argument("--scale", type=int, choices=(1, 2, 4), default=2)
+    r.add_argument("--preset", default="fidelity", choices=("fidelity", "forensic", "broadcast", "archival-film"))
+    r.add_argument("--stages", help="comma-separated stage list overriding the preset, e.g. 'sr'")
+    r.add_argument("--triton", metavar="URL", help="Triton endpoint host:port (default: in-process ONNX Runtime)")
+    r.add_argument("--crf", type=float, default=16.0, help="libx264 CRF for lossy outputs (default 16)")
+    r.add_argument("--x264-preset", default="fast")
+    r.add_argument("--chunk-frames", type=int, default=120, help="longest chunk of a shot (unit of resume)")
+    r.add_argument("--workers", type=int, default=None, help="chunks restored concurrently")
+    r.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("probe", help="describe a media file")
+    p.add_argument("input")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_probe)
+
+    e = sub.add_parser("eval-sr", help="Set5 PSNR-Y of the SR models against bicubic")
+    e.add_argument("--scale", type=int, nargs="+", default=[2, 4])
+    e.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    e.add_argument("--json", help="also write the results to this file")
+    e.set_defaults(func=cmd_eval_sr)
+
+    t = sub.add_parser("triton", help="manage the local Triton server")
+    t.add_argument("action", choices=("serve", "up", "down", "status"))
+    t.add_argument("rest", nargs=argparse.REMAINDER)
+    t.set_defaults(func=cmd_triton)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return int(a.func(a))
+    except RestoraError as exc:
+        print(f"restora: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("restora: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if a.verbose:
+            raise
+        print(f"restora: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,655 @@
+"""All media I/O (PyAV): probe, frame index, decode a frame range, encode a chunk, package.
+
+The loops follow PyAV's own examples: ``thread_type="AUTO"``, demux/decode, encoders flushed with
+``stream.encode()``, empty packets skipped when remuxing, explicit ``time_base``, source PTS kept
+(variable frame rate exists), consecutive decode failures capped.
+
+Frames leave this module as ``(H, W, 3)`` uint8 RGB arrays, converted from YUV with the source's
+own matrix and range (BT.709 for untagged HD, BT.601 for untagged SD), and go back to YUV with
+the same matrix, so a restore never shifts colors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import heapq
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
+
+from restora.errors import ConfigError, InputError, UnsupportedInputError
+
+U8 = npt.NDArray[np.uint8]
+
+# ITU-T H.273 code points (what codec contexts and frames carry).
+PRI_BT709, PRI_UNSPEC, PRI_BT470BG, PRI_SMPTE170M, PRI_BT2020 = 1, 2, 5, 6, 9
+TRC_BT709, TRC_UNSPEC, TRC_SMPTE170M = 1, 2, 6
+SPC_RGB, SPC_BT709, SPC_UNSPEC, SPC_BT470BG, SPC_SMPTE170M, SPC_BT2020NC = 0, 1, 2, 5, 6, 9
+RANGE_UNSPEC, RANGE_MPEG, RANGE_JPEG = 0, 1, 2
+
+LOSSLESS_CODECS = frozenset({"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "rawvideo", "qtrle", "magicyuv"})
+MAX_CONSECUTIVE_DECODE_ERRORS = 8
+# A file that decodes to less than this share of the frames its header declares is truncated.
+TRUNCATION_RATIO = 0.98
+
+
+class ColorInfo(BaseModel):
+    """Color description of a video stream (H.273 code points) and whether it was inferred."""
+
+    primaries: int
+    transfer: int
+    matrix: int
+    range: int
+    inferred: bool = False
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Human-readable names, as ffprobe prints them."""
+        pri = {1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020"}
+        trc = {1: "bt709", 2: "unknown", 6: "smpte170m", 13: "iec61966-2-1", 14: "bt2020-10", 16: "smpte2084", 18: "arib-std-b67"}
+        spc = {0: "gbr", 1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
+        rng = {0: "unknown", 1: "tv", 2: "pc"}
+        return {
+            "primaries": pri.get(self.primaries, str(self.primaries)),
+            "transfer": trc.get(self.transfer, str(self.transfer)),
+            "matrix": spc.get(self.matrix, str(self.matrix)),
+            "range": rng.get(self.range, str(self.range)),
+        }
+
+
+class VideoStreamInfo(BaseModel):
+    """The video stream Restora restores (the first one, or the default-disposition one)."""
+
+    index: int
+    codec: str
+    profile: str | None
+    width: int
+    height: int
+    pix_fmt: str
+    bit_depth: int
+    is_rgb: bool
+    frame_rate: str  # average frame rate as a fraction "num/den"
+    time_base: str
+    frames: int  # frames counted by demuxing
+    vfr: bool
+    duration_s: float
+    start_pts: int | None
+    color: ColorInfo
+    sample_aspect_ratio: str | None
+    lossless: bool
+
+
+class OtherStreamInfo(BaseModel):
+    """An audio, subtitle or data stream that is carried over untouched."""
+
+    index: int
+    type: str
+    codec: str
+    language: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    layout: str | None = None
+
+
+class MediaInfo(BaseModel):
+    """What ``restora probe`` reports."""
+
+    path: str
+    container: str
+    size_bytes: int
+    duration_s: float
+    video: VideoStreamInfo
+    video_streams: int
+    audio: list[OtherStreamInfo]
+    subtitles: list[OtherStreamInfo]
+    data: list[OtherStreamInfo]
+
+
+@dataclass
+class FrameIndex:
+    """Presentation timestamps of every decoded frame, in stream order.
+
+    ``pts[i]`` is in ``time_base`` units; for streams without timestamps (raw Annex B) they are
+    synthesised from the frame rate and ``has_pts`` is False (such inputs are decoded from the
+    start rather than seeked).
+    """
+
+    pts: list[int]
+    time_base: Fraction
+    has_pts: bool
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+
+def _open_input(path: str | os.PathLike[str]) -> av.container.InputContainer:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if not p.is_file():
+        raise InputError(f"{p}: not a regular file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: empty file")
+    try:
+        return av.open(str(p), mode="r")
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{p}: not a readable media file ({exc.strerror or exc})") from exc
+
+
+def _pick_video(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    videos = [s for s in container.streams.video if s.codec_context is not None]
+    if not videos:
+        raise InputError(f"{path}: no video stream")
+    for s in videos:
+        if s.disposition & 1:  # AV_DISPOSITION_DEFAULT
+            return s
+    return videos[0]
+
+
+def infer_color(width: int, height: int, pri: int, trc: int, spc: int, rng: int, rate: Fraction, rgb: bool) -> ColorInfo:
+    """Fill unspecified color tags the way broadcast practice reads untagged video.
+
+    HD and larger (width >= 1280 or height >= 720): BT.709. SD: BT.601 (``bt470bg`` primaries
+    at 25/50 fps, ``smpte170m`` otherwise). Range: limited (tv) for YUV, full for RGB.
+    """
+    inferred = False
+    hd = width >= 1280 or height >= 720
+    pal = rate in (Fraction(25), Fraction(50))
+    if pri == PRI_UNSPEC:
+        pri, inferred = (PRI_BT709 if hd else PRI_BT470BG if pal else PRI_SMPTE170M), True
+    if trc == TRC_UNSPEC:
+        trc, inferred = (TRC_BT709 if hd else TRC_SMPTE170M), True
+    if spc == SPC_UNSPEC and not rgb:
+        spc, inferred = (SPC_BT709 if hd else SPC_BT470BG if pal else SPC_SMPTE170M), True
+    if rgb:
+        spc = SPC_RGB
+    if rng == RANGE_UNSPEC:
+        rng, inferred = (RANGE_JPEG if rgb else RANGE_MPEG), True
+    return ColorInfo(primaries=pri, transfer=trc, matrix=spc, range=rng, inferred=inferred)
+
+
+def _bit_depth(fmt: av.VideoFormat) -> int:
+    return max((c.bits for c in fmt.components), default=8)
+
+
+def _is_rgb(fmt: av.VideoFormat) -> bool:
+    return bool(fmt.is_rgb) or fmt.name.startswith(("gbr", "bgr", "rgb"))
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Describe a media file by demuxing it (no decoding).
+
+    Raises:
+        InputError: missing file, not media, no video stream, or no video packets.
+    """
+    p = Path(path)
+    with _open_input(p) as c:
+        vs = _pick_video(c, p)
+        cc = vs.codec_context
+        if cc.format is None or not cc.width or not cc.height:
+            raise InputError(f"{p}: video stream {vs.index} has no decodable picture size")
+        pts: list[int] = []
+        n_packets = 0
+        try:
+            for pkt in c.demux(vs):
+                if pkt.size == 0:
+                    continue
+                n_packets += 1
+                if pkt.pts is not None:
+                    pts.append(pkt.pts)
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{p}: damaged stream while demuxing ({exc})") from exc
+        if n_packets == 0:
+            raise InputError(f"{p}: video stream has no packets")
+        tb = vs.time_base or Fraction(1, 90000)
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate or Fraction(25)
+        pts.sort()
+        deltas = np.diff(np.asarray(pts, dtype=np.int64)) if len(pts) > 2 else np.asarray([], dtype=np.int64)
+        vfr = False
+        if deltas.size:
+            med = float(np.median(deltas))
+            vfr = bool(med > 0 and np.any(np.abs(deltas - med) > max(1.5, 0.02 * med)))  # 1-tick jitter is rounding
+        if len(pts) == n_packets and len(pts) > 1:
+            dur = float((pts[-1] - pts[0]) * tb) + float(1 / rate)
+            if len(pts) > 2:
+                rate = Fraction(len(pts) - 1) / Fraction((pts[-1] - pts[0]) * tb)
+                rate = rate.limit_denominator(1001 * 1000)
+                if vs.average_rate and abs(float(vs.average_rate) - float(rate)) < 1e-3 * float(rate):
+                    rate = Fraction(vs.average_rate)
+        else:
+            dur = n_packets / float(rate)
+        fmt = cc.format
+        rgb = _is_rgb(fmt)
+        color = infer_color(cc.width, cc.height, int(cc.color_primaries), int(cc.color_trc), int(cc.colorspace),
+                            int(cc.color_range), Fraction(rate), rgb)
+        others: dict[str, list[OtherStreamInfo]] = {"audio": [], "subtitle": [], "data": []}
+        for s in c.streams:
+            if s.type == "video" or s.type not in others:
+                continue
+            sc = s.codec_context
+            info = OtherStreamInfo(
+                index=s.index, type=s.type, codec=sc.name if sc is not None else "unknown",
+                language=s.metadata.get("language"),
+            )
+            if s.type == "audio" and sc is not None:
+                info.sample_rate, info.channels = sc.sample_rate, sc.channels
+                info.layout = sc.layout.name if sc.layout is not None else None
+            others[s.type].append(info)
+        sar = cc.sample_aspect_ratio
+        video = VideoStreamInfo(
+            index=vs.index, codec=cc.name, profile=cc.profile, width=cc.width, height=cc.height,
+            pix_fmt=fmt.name, bit_depth=_bit_depth(fmt), is_rgb=rgb,
+            frame_rate=f"{rate.numerator}/{rate.denominator}", time_base=f"{tb.numerator}/{tb.denominator}",
+            frames=n_packets, vfr=vfr, duration_s=round(dur, 6), start_pts=pts[0] if pts else None, color=color,
+            sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}" if sar else None,
+            lossless=cc.name in LOSSLESS_CODECS,
+        )
+        container_dur = float(c.duration) / 1e6 if c.duration else dur
+        return MediaInfo(
+            path=str(p), container=c.format.name, size_bytes=p.stat().st_size, duration_s=round(container_dur, 6),
+            video=video, video_streams=len(c.streams.video), audio=others["audio"], subtitles=others["subtitle"],
+            data=others["data"],
+        )
+
+
+def _src_colorspace(color: ColorInfo) -> int | None:
+    from av.video.reformatter import Colorspace
+
+    return {
+        SPC_BT709: Colorspace.ITU709,
+        SPC_BT470BG: Colorspace.ITU601,
+        SPC_SMPTE170M: Colorspace.SMPTE170M,
+        SPC_BT2020NC: Colorspace.BT2020,
+    }.get(color.matrix)
+
+
+def _to_rgb(frame: av.VideoFrame, color: ColorInfo) -> U8:
+    if _is_rgb(frame.format):
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(
+        format="rgb24", src_colorspace=_src_colorspace(color), src_color_range=color.range or RANGE_MPEG,
+    )
+
+
+def _decode(
+    c: av.container.InputContainer, vs: av.video.stream.VideoStream, path: Path
+) -> Iterator[av.VideoFrame]:
+    """Decode ``vs`` in presentation order, tolerating isolated corrupt packets."""
+    failures = 0
+    for pkt in c.demux(vs):
+        try:
+            frames = pkt.decode()
+            failures = 0
+        except av.error.InvalidDataError as exc:
+            failures += 1
+            if failures > MAX_CONSECUTIVE_DECODE_ERRORS:
+                raise InputError(f"{path}: {failures} consecutive undecodable packets ({exc})") from exc
+            continue
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: decoding failed ({exc})") from exc
+        yield from frames
+
+
+def scan(
+    path: str | os.PathLike[str],
+    info: MediaInfo,
+    thumb: tuple[int, int] = (64, 36),
+    progress: Callable[[int], None] | None = None,
+) -> tuple[FrameIndex, npt.NDArray[np.uint8], str]:
+    """Decode every frame once: timestamps, small luma thumbnails for shot detection, and a hash.
+
+    Args:
+        path: the media file.
+        info: its :func:`probe` result.
+        thumb: thumbnail ``(width, height)``.
+        progress: called with the number of frames decoded so far.
+
+    Returns:
+        ``(index, thumbs, digest)``: the frame index, ``(T, th, tw)`` uint8 luma thumbnails, and the
+        sha256 of the file's bytes.
+
+    Raises:
+        InputError: the stream is truncated (fewer frames decode than its packets promise) or
+            undecodable.
+    """
+    p = Path(path)
+    tw, th = thumb
+    pts: list[int] = []
+    thumbs: list[U8] = []
+    with _open_input(p) as c:
+        vs = _pick_video(c, p)
+        vs.thread_type = "AUTO"
+        tb = vs.time_base or Fraction(1, 90000)
+        rate = Fraction(info.video.frame_rate)
+        has_pts = True
+        for frame in _decode(c, vs, p):
+            if frame.pts is None:
+                has_pts = False
+            pts.append(frame.pts if frame.pts is not None else 0)
+            g = frame.reformat(width=tw, height=th, format="gray")
+            thumbs.append(g.to_ndarray())
+            if progress is not None and len(pts) % 25 == 0:
+                progress(len(pts))
+    if not pts:
+        raise InputError(f"{p}: no video frame could be decoded")
+    if len(pts) < TRUNCATION_RATIO * info.video.frames:
+        raise InputError(
+            f"{p}: truncated or damaged: decoded {len(pts)} of {info.video.frames} frames"
+        )
+    if not has_pts:
+        step = 1 / (rate * tb)
+        pts = [round(i * step) for i in range(len(pts))]
+    digest = sha256_file(p)
+    return FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts), np.stack(thumbs), digest
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_frames(
+    path: str | os.PathLike[str], info: MediaInfo, index: FrameIndex, start: int, stop: int,
+    batch: int = 8,
+) -> Iterator[tuple[list[int], U8]]:
+    """Decode frames ``[start, stop)`` (stream order) as RGB batches.
+
+    Seeks to the keyframe before ``start`` when the stream has timestamps, else decodes from the
+    beginning and counts frames.
+
+    Yields:
+        ``(pts, frames)``: source timestamps and ``(n, H, W, 3)`` uint8 RGB, ``n <= batch``.
+    """
+    p = Path(path)
+    if not 0 <= start < stop <= len(index):
+        raise ValueError(f"frame range [{start}, {stop}) outside 0..{len(index)}")
+    color = info.video.color
+    want = index.pts[start:stop]
+    buf: list[U8] = []
+    buf_pts: list[int] = []
+    delivered = 0
+    with _open_input(p) as c:
+        vs = _pick_video(c, p)
+        vs.thread_type = "AUTO"
+        counter = 0
+        if index.has_pts and start > 0:
+            c.seek(index.pts[start], stream=vs, backward=True, any_frame=False)
+            counter = -1  # frame numbers unknown after a seek: match on pts instead
+        wanted = set(want) if counter < 0 else None
+        for frame in _decode(c, vs, p):
+            if wanted is not None:
+                if frame.pts is None or frame.pts < want[0]:
+                    continue
+                if frame.pts not in wanted:
+                    if frame.pts > want[-1]:
+                        break
+                    continue
+                fpts = frame.pts
+            else:
+                i = counter
+                counter += 1
+                if i < start:
+                    continue
+                if i >= stop:
+                    break
+                fpts = index.pts[i]
+            buf.append(_to_rgb(frame, color))
+            buf_pts.append(fpts)
+            delivered += 1
+            if len(buf) == batch:
+                yield buf_pts, np.stack(buf)
+                buf, buf_pts = [], []
+            if delivered == len(want):
+                break
+    if buf:
+        yield buf_pts, np.stack(buf)
+    if delivered != len(want):
+        raise InputError(f"{p}: expected {len(want)} frames in [{start}, {stop}), decoded {delivered}")
+
+
+class EncodeParams(BaseModel):
+    """How the video stream of an output is encoded (the same for every chunk of a run)."""
+
+    codec: str  # "libx264" or "ffv1"
+    pix_fmt: str
+    width: int
+    height: int
+    time_base: str
+    frame_rate: str
+    color: ColorInfo
+    crf: float = 16.0
+    preset: str = "fast"
+    sample_aspect_ratio: str | None = None
+
+    def options(self) -> dict[str, str]:
+        """Encoder options for PyAV's ``codec_context.options``."""
+        if self.codec == "libx264":
+            return {"crf": f"{self.crf:g}", "preset": self.preset}
+        if self.codec == "ffv1":
+            return {"level": "3", "slicecrc": "1", "g": "1"}
+        return {}
+
+
+OUTPUT_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".nut": "nut"}
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """FFmpeg muxer name for an output path's extension, or :class:`ConfigError`."""
+    ext = Path(path).suffix.lower()
+    if ext not in OUTPUT_CONTAINERS:
+        raise ConfigError(f"unsupported output extension {ext or '(none)'!r}: use one of {', '.join(OUTPUT_CONTAINERS)}")
+    return OUTPUT_CONTAINERS[ext]
+
+
+def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], crf: float, preset: str) -> EncodeParams:
+    """Pick the output codec: lossless sources stay lossless (FFV1) in Matroska/NUT, else H.264.
+
+    H.264 keeps the source's chroma subsampling (4:2:0, 4:2:2 or 4:4:4) and 8/10-bit depth family.
+    """
+    v = info.video
+    fmt = output_format(output)
+    if v.lossless and fmt in ("matroska", "nut"):
+        codec = "ffv1"
+        pix_fmt = "bgr0" if v.is_rgb else ("yuv444p" if "444" in v.pix_fmt else "yuv420p")
+    else:
+        codec = "libx264"
+        sub = "444" if ("444" in v.pix_fmt or v.is_rgb) else "422" if "422" in v.pix_fmt else "420"
+        pix_fmt = f"yuv{sub}p"
+    w, h = v.width * scale, v.height * scale
+    if pix_fmt.startswith("yuv420") and (w % 2 or h % 2):
+        raise UnsupportedInputError(f"{w}x{h} output cannot be 4:2:0 (odd size); use --scale 2 or an even-sized input")
+    color = v.color
+    if codec == "libx264" and v.is_rgb:
+        hd = w >= 1280 or h >= 720
+        color = ColorInfo(primaries=color.primaries, transfer=color.transfer,
+                          matrix=SPC_BT709 if hd else SPC_SMPTE170M, range=RANGE_MPEG, inferred=True)
+    return EncodeParams(
+        codec=codec, pix_fmt=pix_fmt, width=w, height=h, time_base=v.time_base, frame_rate=v.frame_rate,
+        color=color, crf=crf, preset=preset, sample_aspect_ratio=v.sample_aspect_ratio,
+    )
+
+
+class ChunkWriter:
+    """Encode RGB frames with their source timestamps into one chunk file (NUT container).
+
+    NUT keeps any time base exactly, so chunks carry the source PTS untouched; :func:`package`
+    later copies their packets into the final container without re-encoding.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], params: EncodeParams) -> None:
+        self.path = Path(path)
+        self.params = params
+        self._out = av.open(str(self.path), mode="w", format="nut")
+        tb = Fraction(params.time_base)
+        s = self._out.add_stream(params.codec, rate=Fraction(params.frame_rate))
+        s.width, s.height, s.pix_fmt = params.width, params.height, params.pix_fmt
+        s.time_base = tb
+        s.codec_context.time_base = tb
+        s.codec_context.options = params.options()
+        s.codec_context.color_primaries = params.color.primaries
+        s.codec_context.color_trc = params.color.transfer
+        s.codec_context.colorspace = params.color.matrix
+        s.codec_context.color_range = params.color.range
+        if params.sample_aspect_ratio and params.sample_aspect_ratio not in ("0:1", "1:1"):
+            num, den = params.sample_aspect_ratio.split(":")
+            s.codec_context.sample_aspect_ratio = Fraction(int(num), int(den))
+        self._stream = s
+        self._frames = 0
+
+    def write(self, pts: Sequence[int], frames: U8) -> None:
+        """Encode ``(n, H, W, 3)`` uint8 RGB frames with their source ``pts``."""
+        p = self.params
+        for t, rgb in zip(pts, frames, strict=True):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            if p.pix_fmt.startswith(("bgr", "gbr", "rgb")):
+                vf = vf.reformat(format=p.pix_fmt)
+            else:
+                vf = vf.reformat(format=p.pix_fmt, dst_colorspace=_src_colorspace(p.color), dst_color_range=p.color.range)
+            vf.pts = t
+            vf.time_base = Fraction(p.time_base)
+            for pkt in self._stream.encode(vf):
+                self._out.mux(pkt)
+            self._frames += 1
+
+    def close(self) -> int:
+        """Flush the encoder and close the file; returns the number of frames written."""
+        for pkt in self._stream.encode():
+            self._out.mux(pkt)
+        self._out.close()
+        return self._frames
+
+    def abort(self) -> None:
+        """Close without flushing and delete the partial file."""
+        with contextlib.suppress(Exception):
+            self._out.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _packets(path: Path, stream_index: int | None = None, kind: str = "video") -> Iterator[av.Packet]:
+    with av.open(str(path)) as c:
+        s = c.streams[stream_index] if stream_index is not None else c.streams.video[0]
+        for pkt in c.demux(s):
+            if pkt.size == 0 or pkt.dts is None and pkt.pts is None:
+                continue
+            yield pkt
+
+
+def package(
+    chunks: Sequence[tuple[str | os.PathLike[str], int]],
+    source: str | os.PathLike[str],
+    info: MediaInfo,
+    output: str | os.PathLike[str],
+) -> dict[str, Any]:
+    """Concatenate encoded chunks into ``output`` and mux the source's audio and subtitles untouched.
+
+    ``chunks`` are ``(path, first_pts)`` pairs: ``first_pts`` is the source PTS of the chunk's first
+    frame. Containers without negative timestamps (NUT) shift a chunk by the encoder's reorder delay;
+    that shift is measured and undone here, so every frame keeps exactly its source PTS. Video
+    packets are copied (no re-encode); decode timestamps are kept monotonic across chunk joins. Audio and subtitle packets are copied from the
+    source as they are (bit-identical payloads). Packets of all streams are interleaved by time.
+
+    Returns:
+        Counts of packets written per stream kind.
+
+    Raises:
+        ConfigError: a source stream's codec cannot be stored in the chosen container.
+    """
+    out_path = Path(output)
+    fmt = output_format(out_path)
+    src = Path(source)
+    carried = [*info.audio, *info.subtitles]
+    counts = {"video": 0, "audio": 0, "subtitle": 0}
+    with av.open(str(chunks[0][0])) as first, av.open(str(src)) as source_c, \
+            av.open(str(out_path), mode="w", format=fmt) as out:
+        tmpl = first.streams.video[0]
+        vout = out.add_stream_from_template(tmpl)
+        vout.time_base = tmpl.time_base
+        mapping: dict[int, Any] = {}
+        for s in carried:
+            sin = source_c.streams[s.index]
+            if sin.codec_context is None or sin.codec_context.name not in out.supported_codecs:
+                raise ConfigError(
+                    f"{s.type} stream {s.index} ({s.codec}) cannot be stored in {fmt}; choose another output extension"
+                )
+            so = out.add_stream_from_template(sin)
+            so.time_base = sin.time_base
+            so.metadata.update(dict(sin.metadata))
+            mapping[s.index] = so
+        out.start_encoding()
+
+        def video_packets() -> Iterator[tuple[float, int, av.Packet]]:
+            last_dts: int | None = None
+            for ch, first_pts in chunks:
+                shift = min((p.pts for p in _packets(Path(ch)) if p.pts is not None), default=first_pts) - first_pts
+                for pkt in _packets(Path(ch)):
+                    if shift:
+                        pkt.pts = pkt.pts - shift if pkt.pts is not None else None
+                        pkt.dts = pkt.dts - shift if pkt.dts is not None else None
+                    if pkt.dts is not None and last_dts is not None and pkt.dts <= last_dts:
+                        pkt.dts = last_dts + 1
+                        if pkt.pts is not None and pkt.pts < pkt.dts:
+                            pkt.dts = pkt.pts
+                    last_dts = pkt.dts
+                    t = pkt.dts if pkt.dts is not None else pkt.pts
+                    assert t is not None and pkt.time_base is not None
+                    yield float(t * pkt.time_base), 0, pkt
+
+        def other_packets(idx: int) -> Iterator[tuple[float, int, av.Packet]]:
+            with av.open(str(src)) as c:
+                for pkt in c.demux(c.streams[idx]):
+                    if pkt.size == 0:
+                        continue
+                    t = pkt.dts if pkt.dts is not None else pkt.pts
+                    yield (float(t * pkt.time_base) if t is not None and pkt.time_base else 0.0), 1 + idx, pkt
+
+        streams = [video_packets(), *(other_packets(i) for i in mapping)]
+        for _, key, pkt in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
+            if key == 0:
+                pkt.stream = vout
+                counts["video"] += 1
+            else:
+                so = mapping[key - 1]
+                pkt.stream = so
+                counts[so.type] += 1
+            out.mux(pkt)
+    return counts
+
+
+def stream_packet_digest(path: str | os.PathLike[str], stream_type: str = "audio", nth: int = 0) -> tuple[int, str]:
+    """``(packets, sha256)`` over the payload bytes of the ``nth`` stream of a type (for tests/reports)."""
+    h = hashlib.sha256()
+    n = 0
+    with av.open(str(path)) as c:
+        s = [x for x in c.streams if x.type == stream_type][nth]
+        for pkt in c.demux(s):
+            if pkt.size == 0:
+                continue
+            h.update(bytes(pkt))
+            n += 1
+    return n, h.hexdigest()
+
+
+def write_still(rgb: U8, path: str | os.PathLike[str]) -> None:
+    """Save one ``(H, W, 3)`` uint8 RGB frame as PNG."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    with av.open(str(path), mode="w", format="image2") as out:
+        s = out.add_stream("png", rate=1)
+        s.width, s.height, s.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
+        for pkt in s.encode(frame):
+            out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)

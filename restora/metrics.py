@@ -1,0 +1,49 @@
+"""Image quality metrics, scored as in the SR literature.
+
+PSNR-Y: luma of BT.601 studio swing (MATLAB ``rgb2ycbcr``), ``crop`` pixels removed at each
+border (the scale factor, for SR), peak 255 on the 8-bit scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from restora.color import rgb_to_y
+
+
+def psnr(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating], peak: float = 1.0) -> float:
+    """PSNR in dB between two arrays of equal shape (same scale, ``peak`` is the max value)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    if mse == 0.0:
+        return float("inf")
+    return 10.0 * float(np.log10(peak * peak / mse))
+
+
+def crop_border(x: npt.NDArray[np.generic], crop: int) -> npt.NDArray[np.generic]:
+    """Remove ``crop`` pixels on each side of the two leading spatial axes ``(H, W, ...)``."""
+    if crop <= 0:
+        return x
+    return x[crop:-crop, crop:-crop]
+
+
+def psnr_y(
+    test: npt.NDArray[np.uint8] | npt.NDArray[np.float32],
+    ref: npt.NDArray[np.uint8] | npt.NDArray[np.float32],
+    crop: int = 0,
+) -> float:
+    """PSNR on the Y channel.
+
+    Args:
+        test: ``(H, W, 3)`` RGB (uint8, or float in [0, 1]) or ``(H, W)`` float32 Y in [0, 1].
+        ref: same layout as ``test``.
+        crop: pixels removed at each border before scoring (the SR scale factor).
+
+    Returns:
+        PSNR-Y in dB (peak 1.0 on the [0, 1] Y scale, equal to 255 on the 8-bit scale).
+    """
+    yt = rgb_to_y(test) if test.ndim == 3 else test.astype(np.float32)
+    yr = rgb_to_y(ref) if ref.ndim == 3 else ref.astype(np.float32)
+    return psnr(crop_border(yt, crop), crop_border(yr, crop), peak=1.0)

@@ -1,0 +1,86 @@
+"""The run report (JSON written next to the output) and the asset manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from restora.media import MediaInfo
+from restora.spec import RestoreSpec, ShotSpec
+
+
+class ChunkRef(BaseModel):
+    """A restored chunk stored in the asset store."""
+
+    key: str
+    chunk: ShotSpec
+    frames: int
+    reused: bool = False  # found in the store from an earlier run (resume)
+    timings: dict[str, Any] = Field(default_factory=dict)
+
+
+class AssetRef(BaseModel):
+    """An ingested source: where it is in the store and what it is."""
+
+    asset_id: str
+    sha256: str
+    source_key: str
+    index_key: str
+    thumbs_key: str
+    info: MediaInfo
+    frames: int
+
+
+def build_report(
+    spec: RestoreSpec,
+    asset: AssetRef,
+    chunks: list[ChunkRef],
+    stages: list[dict[str, Any]],
+    output_info: MediaInfo,
+    packets: dict[str, int],
+    fades: list[dict[str, Any]],
+    run_id: str,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """Assemble the JSON report: input, output, shots, per-stage timings, provenance."""
+    per_stage: dict[str, dict[str, float]] = {}
+    decode = encode = 0.0
+    for c in chunks:
+        for name, secs in c.timings.get("stage_seconds", {}).items():
+            d = per_stage.setdefault(name, {"seconds": 0.0, "frames": 0})
+            d["seconds"] += secs
+            d["frames"] += c.frames
+        decode += c.timings.get("decode_seconds", 0.0)
+        encode += c.timings.get("encode_seconds", 0.0)
+    for d in per_stage.values():
+        d["seconds"] = round(d["seconds"], 4)
+        d["fps"] = round(d["frames"] / d["seconds"], 3) if d["seconds"] > 0 else 0.0
+    shots: dict[int, dict[str, Any]] = {}
+    for c in chunks:
+        s = shots.setdefault(c.chunk.shot, {"shot": c.chunk.shot, "start_frame": c.chunk.start, "stop_frame": c.chunk.stop,
+                                            "start_s": c.chunk.start_s, "end_s": c.chunk.end_s, "chunks": 0})
+        s["start_frame"] = min(s["start_frame"], c.chunk.start)
+        s["stop_frame"] = max(s["stop_frame"], c.chunk.stop)
+        s["start_s"] = min(s["start_s"], c.chunk.start_s)
+        s["end_s"] = max(s["end_s"], c.chunk.end_s)
+        s["chunks"] += 1
+    return {
+        "restora_report": 1,
+        "run_id": run_id,
+        "input": {"uri": spec.input, "sha256": asset.sha256, "asset_id": asset.asset_id,
+                  "probe": asset.info.model_dump()},
+        "output": {"uri": spec.output, "probe": output_info.model_dump(), "packets": packets},
+        "preset": spec.preset,
+        "scale": spec.scale,
+        "shots": sorted(shots.values(), key=lambda s: s["shot"]),
+        "fades": fades,
+        "chunks": [{"shot": c.chunk.shot, "chunk": c.chunk.chunk, "frames": c.frames, "reused": c.reused} for c in chunks],
+        "stages": per_stage,
+        "timings_s": {"decode": round(decode, 4), "encode": round(encode, 4), **{k: round(v, 4) for k, v in seconds.items()}},
+        "provenance": {
+            "stages": stages,
+            "synthesized_pixels": any(bool(s.get("synthesizes")) for s in stages),
+            "encode": {"crf": spec.crf, "x264_preset": spec.x264_preset},
+        },
+    }

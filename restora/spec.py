@@ -1,0 +1,103 @@
+"""Small pydantic specs that tasks exchange (references and parameters, never pixels)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from restora.errors import ConfigError, StageNotImplementedError
+
+Preset = Literal["fidelity", "forensic", "broadcast", "archival-film"]
+
+
+class StageSpec(BaseModel):
+    """One restoration stage: ``type`` picks the registered class, ``options`` its parameters."""
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def key(self) -> str:
+        """Stable text of this stage for cache keys."""
+        return f"{self.type}:{json.dumps(self.options, sort_keys=True)}"
+
+
+class RestoreSpec(BaseModel):
+    """Parameters of one ``restore_video`` flow run."""
+
+    input: str = Field(description="input file path or URI")
+    output: str = Field(description="output file path or URI; the extension picks the container")
+    preset: Preset = "fidelity"
+    scale: Literal[1, 2, 4] = 2
+    stages: list[StageSpec] = Field(default_factory=list, description="explicit stages; empty = preset's")
+    crf: float = Field(16.0, ge=0, le=51)
+    x264_preset: str = "fast"
+    chunk_frames: int = Field(120, ge=1, le=100000, description="longest chunk of a shot, in frames")
+
+    def resolved_stages(self) -> list[StageSpec]:
+        """The stage list this run executes: explicit stages, else the preset's."""
+        if self.stages:
+            stages = list(self.stages)
+        else:
+            stages = preset_stages(self.preset, self.scale)
+        sr = [s for s in stages if s.type == "sr"]
+        if self.scale > 1 and not sr:
+            stages.append(StageSpec(type="sr", options={"scale": self.scale}))
+        for s in stages:
+            if s.type == "sr":
+                s.options.setdefault("scale", self.scale)
+                if s.options["scale"] != self.scale:
+                    raise ConfigError(f"sr stage scale {s.options['scale']} differs from --scale {self.scale}")
+        if self.scale == 1 and sr:
+            raise ConfigError("an sr stage needs --scale 2 or 4")
+        return stages
+
+    def digest(self) -> str:
+        """Hash of everything that changes the pixels of the output (stage list, scale, encoding)."""
+        payload = json.dumps(
+            {"stages": [s.key() for s in self.resolved_stages()], "scale": self.scale, "crf": self.crf,
+             "x264_preset": self.x264_preset},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# Stages each preset runs, in order (ARCHITECTURE.md section 8). Unimplemented ones raise.
+PRESET_STAGES: dict[str, list[str]] = {
+    "fidelity": [],
+    "forensic": [],
+    "broadcast": ["deblock", "denoise", "deflicker"],
+    "archival-film": ["stabilize", "dust_scratch", "deflicker", "degrain"],
+}
+
+
+def preset_stages(preset: str, scale: int) -> list[StageSpec]:
+    """Stage specs for a preset (SR is appended by :meth:`RestoreSpec.resolved_stages`)."""
+    if preset not in PRESET_STAGES:
+        raise ConfigError(f"unknown preset {preset!r}")
+    from restora.stages import IMPLEMENTED
+
+    missing = [s for s in PRESET_STAGES[preset] if s not in IMPLEMENTED]
+    if missing:
+        raise StageNotImplementedError(
+            f"preset {preset!r} needs stages not implemented yet: {', '.join(missing)} "
+            f"(available: {', '.join(sorted(IMPLEMENTED))})"
+        )
+    return [StageSpec(type=s) for s in PRESET_STAGES[preset]]
+
+
+class ShotSpec(BaseModel):
+    """One shot (or one chunk of a long shot): frames ``[start, stop)`` in stream order."""
+
+    shot: int
+    chunk: int = 0
+    start: int
+    stop: int
+    start_s: float
+    end_s: float
+
+    @property
+    def frames(self) -> int:
+        return self.stop - self.start

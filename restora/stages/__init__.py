@@ -1,0 +1,39 @@
+"""Restoration stages: frames in, frames out. Registered by name; a spec's ``type`` picks the class.
+
+Every stage maps ``(T, H, W, 3)`` uint8 RGB to ``(T, H*scale, W*scale, 3)`` uint8 RGB and never opens
+a file. Stages that are declared (presets name them) but not implemented raise
+:class:`~restora.errors.StageNotImplementedError` when built: nothing is silently skipped.
+"""
+
+from __future__ import annotations
+
+from restora.stages.base import Stage, StageContext
+from restora.stages.sr import SuperResolution
+
+REGISTRY: dict[str, type[Stage]] = {
+    SuperResolution.type: SuperResolution,
+}
+
+# Stage names a preset may ask for; those absent from REGISTRY are not implemented yet.
+DECLARED = frozenset({"sr", "denoise", "deblock", "deflicker", "stabilize", "dust_scratch", "degrain"})
+IMPLEMENTED = frozenset(REGISTRY)
+
+__all__ = ["DECLARED", "IMPLEMENTED", "REGISTRY", "Stage", "StageContext", "build_stage"]
+
+
+def build_stage(stage_type: str, options: dict[str, object], ctx: StageContext) -> Stage:
+    """Instantiate a registered stage.
+
+    Raises:
+        StageNotImplementedError: the stage is declared but has no implementation yet.
+        ConfigError: the name is unknown or the options are invalid.
+    """
+    from restora.errors import ConfigError, StageNotImplementedError
+
+    if stage_type not in REGISTRY:
+        if stage_type in DECLARED:
+            raise StageNotImplementedError(
+                f"stage {stage_type!r} is not implemented yet (available: {', '.join(sorted(IMPLEMENTED))})"
+            )
+        raise ConfigError(f"unknown stage {stage_type!r} (known: {', '.join(sorted(DECLARED))})")
+    return REGISTRY[stage_type](ctx, **options)

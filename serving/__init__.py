@@ -1,0 +1,1 @@
+"""Adapters to external services (Triton server and client). Not part of the pure library."""

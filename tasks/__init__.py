@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that add retries, cache policy and tags around library calls."""

@@ -1,0 +1,51 @@
+"""Task ``ingest``: probe, decode once (frame index, thumbnails, hash), copy the source into the store."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+
+from restora import media, progress, telemetry
+from restora.errors import InputError
+from restora.report import AssetRef
+from restora.storage import asset_id_for
+from tasks import _runtime
+
+
+def resolve_input(uri: str) -> Path:
+    """Local path of an input given as a path or ``file://`` URI."""
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :])
+    if "://" in uri:
+        raise InputError(f"unsupported input URI scheme: {uri.split('://')[0]}:// (use a path or file://)")
+    return Path(uri)
+
+
+@task(name="ingest", tags=["io"], **_runtime.RETRY)
+def ingest(input_uri: str, carrier: dict[str, str]) -> AssetRef:
+    """Ingest the source; returns a reference (no pixels)."""
+    src = resolve_input(input_uri)
+    with telemetry.span("task.ingest", carrier, **{"restora.input": telemetry.safe_attr(input_uri)}) as sp:
+        info = media.probe(src)
+        index, thumbs, digest = media.scan(src, info)
+        progress.start(len(index))
+        st = _runtime.store()
+        aid = asset_id_for(digest)
+        source_key = f"assets/{aid}/source/{src.name}"
+        if not st.exists(source_key):
+            st.put_file(source_key, src)
+        index_key = f"assets/{aid}/index.json"
+        st.put_bytes(index_key, json.dumps({"pts": index.pts, "time_base": str(index.time_base),
+                                            "has_pts": index.has_pts}).encode())
+        buf = io.BytesIO()
+        np.savez_compressed(buf, thumbs=thumbs)
+        thumbs_key = f"assets/{aid}/thumbs.npz"
+        st.put_bytes(thumbs_key, buf.getvalue())
+        sp.set_attributes({"restora.asset_id": aid, "restora.frames": len(index),
+                           "restora.bytes": info.size_bytes, "restora.codec": info.video.codec})
+        return AssetRef(asset_id=aid, sha256=digest, source_key=source_key, index_key=index_key,
+                        thumbs_key=thumbs_key, info=info, frames=len(index))

@@ -1,0 +1,56 @@
+"""Task ``package``: concatenate chunks, mux the source's audio/subtitles untouched, write the report."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from pydantic import BaseModel
+
+from restora import media, telemetry
+from restora.report import AssetRef, ChunkRef, build_report
+from restora.spec import RestoreSpec
+from tasks import _runtime
+from tasks.restore_shot import build_stages
+from tasks.shots import load_index
+
+
+class PackageRef(BaseModel):
+    """The packaged output and its report, staged in the store (not yet published)."""
+
+    output_key: str
+    report_key: str
+    report: dict[str, Any]
+
+
+@task(name="package", tags=["io"], **_runtime.RETRY)
+def package(
+    asset: AssetRef, chunks: list[ChunkRef], spec: RestoreSpec, fades: list[dict[str, Any]], run_id: str,
+    carrier: dict[str, str],
+) -> PackageRef:
+    """Build the final file in a staging area of the store."""
+    with telemetry.span("task.package", carrier, **{"restora.asset_id": asset.asset_id,
+                                                    "restora.chunks": len(chunks)}) as sp:
+        st = _runtime.store()
+        ordered = sorted(chunks, key=lambda c: c.chunk.start)
+        index = load_index(asset)
+        name = Path(spec.output).name
+        with tempfile.TemporaryDirectory(prefix="restora-pkg-") as tmp:
+            out = Path(tmp) / name
+            t = time.perf_counter()
+            with telemetry.span("mux", **{"restora.chunks": len(ordered)}):
+                counts = media.package([(st.local_path(c.key), index.pts[c.chunk.start]) for c in ordered], st.local_path(asset.source_key),
+                                       asset.info, out)
+            mux_s = time.perf_counter() - t
+            out_info = media.probe(out)
+            stages = [s.describe() for s in build_stages(spec)]
+            report = build_report(spec, asset, ordered, stages, out_info, counts, fades, run_id, {"mux": mux_s})
+            prefix = f"assets/{asset.asset_id}/outputs/{run_id}"
+            st.put_file(f"{prefix}/{name}", out)
+            st.put_bytes(f"{prefix}/report.json", json.dumps(report, indent=2).encode())
+            sp.set_attributes({"restora.bytes": out.stat().st_size, "restora.frames": out_info.video.frames})
+        return PackageRef(output_key=f"{prefix}/{name}", report_key=f"{prefix}/report.json", report=report)

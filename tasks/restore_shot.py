@@ -1,0 +1,56 @@
+"""Task ``restore_shot``: decode one chunk of a shot, run the stages, encode, store (resumable)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from prefect import task
+
+from restora import media, progress, telemetry
+from restora.pipeline import restore_chunk
+from restora.report import AssetRef, ChunkRef
+from restora.spec import RestoreSpec, ShotSpec
+from restora.stages import Stage, StageContext, build_stage
+from tasks import _runtime
+from tasks.shots import load_index
+
+
+def build_stages(spec: RestoreSpec) -> list[Stage]:
+    """Instantiate the run's stages on the configured backend."""
+    s = _runtime.settings()
+    ctx = StageContext(backend=_runtime.backend(s), tile=s.models.tile)
+    return [build_stage(st.type, dict(st.options), ctx) for st in spec.resolved_stages()]
+
+
+def chunk_key(asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[Stage]) -> str:
+    """Cache key of a restored chunk: asset, frame range, stage spec, model versions, encoding."""
+    versions = "-".join(f"{d.get('model', '')}@{d.get('model_version', '')}" for d in (s.describe() for s in stages))
+    import hashlib
+
+    digest = hashlib.sha256(f"{spec.digest()}|{versions}".encode()).hexdigest()[:16]
+    return f"assets/{asset.asset_id}/chunks/{digest}/{chunk.start:08d}-{chunk.stop:08d}.nut"
+
+
+@task(name="restore_shot", tags=["inference"], **_runtime.RETRY)
+def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: dict[str, str]) -> ChunkRef:
+    """Restore one chunk, or reuse it when an identical one is already stored."""
+    attrs = {"restora.asset_id": asset.asset_id, "restora.shot": chunk.shot, "restora.chunk": chunk.chunk,
+             "restora.chunk_range": f"{chunk.start}-{chunk.stop}", "restora.frames": chunk.frames}
+    with telemetry.span("task.restore_shot", carrier, **attrs) as sp:
+        st = _runtime.store()
+        stages = build_stages(spec)
+        key = chunk_key(asset, spec, chunk, stages)
+        if st.exists(key):
+            sp.set_attribute("restora.reused", True)
+            progress.advance(chunk.frames)
+            return ChunkRef(key=key, chunk=chunk, frames=chunk.frames, reused=True)
+        src = st.local_path(asset.source_key)
+        params = media.choose_encode(asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset)
+        with tempfile.TemporaryDirectory(prefix="restora-chunk-") as tmp:
+            out = Path(tmp) / "chunk.nut"
+            res = restore_chunk(src, asset.info, load_index(asset), chunk, stages, params, out,
+                                on_frames=progress.advance)
+            st.put_file(key, out)
+        sp.set_attributes({"restora.reused": False, "restora.encode_seconds": round(res.encode_seconds, 4)})
+        return ChunkRef(key=key, chunk=chunk, frames=res.frames, timings=res.as_dict())

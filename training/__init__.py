@@ -1,0 +1,1 @@
+"""Training recipes for Restora's models (torch; not imported by the runtime library)."""

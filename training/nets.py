@@ -1,0 +1,41 @@
+"""Network definitions trained by the recipes in this folder and exported to ONNX.
+
+All networks take and return NCHW float32 tensors in [0, 1]; nothing here reads files.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LumaSR(nn.Module):
+    """ESPCN-style luma super-resolution with a global bicubic skip (residual learning, as VDSR).
+
+    The body runs at low resolution (cheap), its last convolution predicts ``scale**2`` residual
+    sub-pixel planes that a pixel shuffle arranges at high resolution, and the result is added to
+    a bicubic upsampling of the input. The network learns only the detail bicubic misses, which
+    makes it train quickly on a CPU.
+
+    Input ``(N, 1, h, w)`` float32 Y in [0, 1]; output ``(N, 1, h*scale, w*scale)`` float32
+    (not clipped; callers clip).
+    """
+
+    def __init__(self, scale: int, channels: int = 32, blocks: int = 5) -> None:
+        super().__init__()
+        self.scale = scale
+        layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1), nn.PReLU(channels)]
+        for _ in range(blocks):
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels)]
+        layers += [nn.Conv2d(channels, scale * scale, 3, padding=1), nn.PixelShuffle(scale)]
+        self.body = nn.Sequential(*layers)
+        # Start as exact bicubic: the residual branch's last layer is zero-initialised.
+        last = layers[-2]
+        assert isinstance(last, nn.Conv2d)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return up + self.body(x)
