@@ -3,6 +3,7 @@
     restora restore INPUT [-o OUTPUT] [--scale 1|2|4] [--preset fidelity] [--stages sr,...]
     restora probe INPUT [--json]
     restora eval-sr [--scale 2 4] [--json FILE]
+    restora compare SOURCE RESTORED -o still.png
     restora triton serve|up|down|status
 
 ``restore`` runs the Prefect flow ``restore-video`` (``flows/restore_video.py``), imported only
@@ -160,6 +161,14 @@ def cmd_eval_sr(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(a: argparse.Namespace) -> int:
+    from restora.compare import before_after
+
+    before_after(Path(a.source), Path(a.restored), Path(a.output), frame=a.frame, crop=a.crop)
+    print(f"still:   {a.output} (left: bicubic, right: restored; frame {a.frame})")
+    return EXIT_OK
+
+
 def cmd_triton(a: argparse.Namespace) -> int:
     from serving import triton_server
 
@@ -194,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     e.add_argument("--json", help="also write the results to this file")
     e.set_defaults(func=cmd_eval_sr)
+
+    c = sub.add_parser("compare", help="before/after still: bicubic vs restored, same frame")
+    c.add_argument("source")
+    c.add_argument("restored")
+    c.add_argument("-o", "--output", required=True, help="PNG to write")
+    c.add_argument("--frame", type=int, default=0)
+    c.add_argument("--crop", type=int, default=360, help="center crop edge in output pixels")
+    c.set_defaults(func=cmd_compare)
 
     t = sub.add_parser("triton", help="manage the local Triton server")
     t.add_argument("action", choices=("serve", "up", "down", "status"))

@@ -653,3 +653,16 @@ def write_still(rgb: U8, path: str | os.PathLike[str]) -> None:
             out.mux(pkt)
         for pkt in s.encode():
             out.mux(pkt)
+
+
+def frame_at(path: str | os.PathLike[str], n: int = 0) -> U8:
+    """Decode frame ``n`` (stream order) of a file as ``(H, W, 3)`` uint8 RGB."""
+    p = Path(path)
+    info = probe(p)
+    with _open_input(p) as c:
+        vs = _pick_video(c, p)
+        vs.thread_type = "AUTO"
+        for i, frame in enumerate(_decode(c, vs, p)):
+            if i == n:
+                return _to_rgb(frame, info.video.color)
+    raise InputError(f"{p}: has no frame {n}")
