@@ -484,16 +484,18 @@ def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], c
 
 
 class ChunkWriter:
-    """Encode RGB frames with their source timestamps into one chunk file (NUT container).
+    """Encode RGB frames with their source timestamps into one chunk file (QuickTime container).
 
-    NUT keeps any time base exactly, so chunks carry the source PTS untouched; :func:`package`
+    QuickTime keeps the stream time base and stores the encoder's negative decode timestamps (through
+    an edit list), so chunks carry the source PTS and real DTS (NUT, tried first, drops DTS); :func:`package`
     later copies their packets into the final container without re-encoding.
     """
 
     def __init__(self, path: str | os.PathLike[str], params: EncodeParams) -> None:
         self.path = Path(path)
         self.params = params
-        self._out = av.open(str(self.path), mode="w", format="nut")
+        # QuickTime for inter-frame codecs (keeps negative DTS); NUT for intra-only FFV1 (DTS == PTS).
+        self._out = av.open(str(self.path), mode="w", format="nut" if params.codec == "ffv1" else "mov")
         tb = Fraction(params.time_base)
         s = self._out.add_stream(params.codec, rate=Fraction(params.frame_rate))
         s.width, s.height, s.pix_fmt = params.width, params.height, params.pix_fmt
@@ -557,8 +559,8 @@ def package(
     """Concatenate encoded chunks into ``output`` and mux the source's audio and subtitles untouched.
 
     ``chunks`` are ``(path, first_pts)`` pairs: ``first_pts`` is the source PTS of the chunk's first
-    frame. Containers without negative timestamps (NUT) shift a chunk by the encoder's reorder delay;
-    that shift is measured and undone here, so every frame keeps exactly its source PTS. Video
+    frame. Edit-list rounding or containers without negative timestamps can shift a
+    chunk by a few ticks; that shift is measured and undone here, so every frame keeps exactly its source PTS. Video
     packets are copied (no re-encode); decode timestamps are kept monotonic across chunk joins. Audio and subtitle packets are copied from the
     source as they are (bit-identical payloads). Packets of all streams are interleaved by time.
 
@@ -596,6 +598,8 @@ def package(
             for ch, first_pts in chunks:
                 shift = min((p.pts for p in _packets(Path(ch)) if p.pts is not None), default=first_pts) - first_pts
                 for pkt in _packets(Path(ch)):
+                    if pkt.dts is None:  # NUT omits DTS of intra-only streams, where it equals PTS
+                        pkt.dts = pkt.pts
                     if shift:
                         pkt.pts = pkt.pts - shift if pkt.pts is not None else None
                         pkt.dts = pkt.dts - shift if pkt.dts is not None else None

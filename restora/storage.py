@@ -4,7 +4,7 @@ Keys are ``/``-separated relative paths. Layout (ARCHITECTURE.md section 4)::
 
     assets/<asset_id>/source/<file name>
     assets/<asset_id>/shots.json
-    assets/<asset_id>/chunks/<spec digest>/<shot>_<chunk>.nut
+    assets/<asset_id>/chunks/<spec digest>/<shot>_<chunk>.mov
     assets/<asset_id>/outputs/<run id>/...
     assets/<asset_id>/manifest.json
 

@@ -29,7 +29,7 @@ def chunk_key(asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[
     import hashlib
 
     digest = hashlib.sha256(f"{spec.digest()}|{versions}".encode()).hexdigest()[:16]
-    return f"assets/{asset.asset_id}/chunks/{digest}/{chunk.start:08d}-{chunk.stop:08d}.nut"
+    return f"assets/{asset.asset_id}/chunks/{digest}/{chunk.start:08d}-{chunk.stop:08d}.mov"
 
 
 @task(name="restore_shot", tags=["inference"], **_runtime.RETRY)
@@ -48,7 +48,7 @@ def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: d
         src = st.local_path(asset.source_key)
         params = media.choose_encode(asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset)
         with tempfile.TemporaryDirectory(prefix="restora-chunk-") as tmp:
-            out = Path(tmp) / "chunk.nut"
+            out = Path(tmp) / "chunk.mov"
             res = restore_chunk(src, asset.info, load_index(asset), chunk, stages, params, out,
                                 on_frames=progress.advance)
             st.put_file(key, out)

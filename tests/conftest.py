@@ -1,0 +1,114 @@
+"""Shared fixtures: real data paths, synthetic clips with known answers, an isolated store, Prefect."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    """``../shared/data`` (the real footage); a missing folder is an error, not a skip."""
+    if not (DATA / "README.md").is_file():
+        pytest.fail(f"test data not found at {DATA}: clone the repo next to shared/")
+    return DATA
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own asset store root."""
+    root = tmp_path_factory.mktemp("store")
+    monkeypatch.setenv("RESTORA_STORAGE__ROOT", str(root))
+    monkeypatch.delenv("RESTORA_TRITON__URL", raising=False)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def fail_on_error_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A test fails if Restora logs an ERROR it did not expect."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith("restora")]
+    assert not errors, f"unexpected ERROR logs: {[r.getMessage() for r in errors]}"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect API for flow tests (started once per session)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def make_clip(
+    path: Path,
+    frames: list[np.ndarray],
+    pts: list[int] | None = None,
+    time_base: Fraction = Fraction(1, 90000),
+    rate: Fraction = Fraction(25),
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    audio_seconds: float = 0.0,
+    container: str | None = None,
+) -> Path:
+    """Write ``(H, W, 3)`` uint8 RGB frames as a video with the given PTS (VFR allowed), optional sine audio."""
+    h, w = frames[0].shape[:2]
+    step = int(1 / (rate * time_base))
+    pts = pts if pts is not None else [i * step for i in range(len(frames))]
+    with av.open(str(path), "w", format=container) as out:
+        vs = out.add_stream(codec, rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        vs.time_base = time_base
+        vs.codec_context.time_base = time_base
+        if codec == "libx264":
+            vs.codec_context.options = {"crf": "12", "preset": "ultrafast"}
+        aus = None
+        if audio_seconds:
+            aus = out.add_stream("aac", rate=48000)
+            aus.layout = "mono"  # type: ignore[union-attr]
+        for t, rgb in zip(pts, frames, strict=True):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt)
+            f.pts, f.time_base = t, time_base
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+        if aus is not None:
+            n = int(48000 * audio_seconds)
+            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)[None]
+            for i in range(0, n, 1024):
+                af = av.AudioFrame.from_ndarray(tone[:, i : i + 1024].copy(), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, i
+                for p in aus.encode(af):
+                    out.mux(p)
+            for p in aus.encode():
+                out.mux(p)
+    return path
+
+
+def cut_frames(n: int, cuts: list[int], h: int = 72, w: int = 96, seed: int = 0) -> list[np.ndarray]:
+    """``n`` textured frames with slow motion, changing scene at each frame in ``cuts``."""
+    rng = np.random.default_rng(seed)
+    scenes = [rng.integers(0, 256, (h // 8 + 2, (w + n) // 8 + 2, 3), dtype=np.uint8) for _ in range(len(cuts) + 1)]
+    out = []
+    scene = 0
+    for i in range(n):
+        if scene < len(cuts) and i >= cuts[scene]:
+            scene += 1
+        big = np.kron(scenes[scene], np.ones((8, 8, 1), dtype=np.uint8))
+        dx = i  # one pixel of pan per frame
+        out.append(np.ascontiguousarray(big[:h, dx : dx + w]))
+    return out

@@ -1,0 +1,131 @@
+"""The restore-video flow end to end on the embedded stack (Prefect test API, local store, ONNX Runtime)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from flows.restore_video import restore_video, run
+from restora import media
+from restora.color import rgb_to_y
+from restora.metrics import crop_border, psnr
+from restora.spec import RestoreSpec
+from tests.conftest import cut_frames, make_clip
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+
+def decoded_pts(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        return [f.pts for f in c.decode(video=0)]
+
+
+def spans(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_real_clip_x2_keeps_timing_audio_color(data: Path, tmp_path: Path) -> None:
+    src = data / "video/misc/realshort.mp4"
+    out = tmp_path / "realshort_x2.mp4"
+    result = run(RestoreSpec(input=str(src), output=str(out), scale=2, chunk_frames=16))
+    assert Path(result["output"]) == out and out.is_file()
+    a, b = media.probe(src), media.probe(out)
+    assert (b.video.width, b.video.height) == (640, 480)
+    assert b.video.frames == a.video.frames == 36
+    assert b.video.frame_rate == "45000/1499"
+    assert decoded_pts(out) == decoded_pts(src)
+    assert abs(b.duration_s - a.duration_s) <= 1 / 30
+    assert media.stream_packet_digest(out, "audio") == media.stream_packet_digest(src, "audio")
+    assert b.video.color.names == {"primaries": "smpte170m", "transfer": "smpte170m", "matrix": "smpte170m",
+                                   "range": "tv"}
+    assert not b.video.color.inferred  # written as tags
+
+    report = json.loads(Path(result["report"]).read_text())
+    assert report["shots"] and report["shots"][0]["start_frame"] == 0
+    assert report["stages"]["sr"]["frames"] == 36 and report["stages"]["sr"]["seconds"] > 0
+    assert report["provenance"]["stages"][0]["model"] == "sr_x2"
+    assert report["provenance"]["synthesized_pixels"] is False
+    assert len(report["chunks"]) == 3  # 36 frames in chunks of at most 16
+
+    tree = spans(Path(result["spans"]))
+    ids = {s["span_id"]: s for s in tree}
+    roots = [s for s in tree if s["parent_id"] is None]
+    assert [r["name"] for r in roots] == ["flow.restore_video"]
+    assert len({s["trace_id"] for s in tree}) == 1
+
+    def ancestors(s: dict) -> list[str]:
+        names = []
+        while s["parent_id"] is not None:
+            s = ids[s["parent_id"]]
+            names.append(s["name"])
+        return names
+
+    for name in ("task.ingest", "task.detect_shots", "task.restore_shot", "task.package", "task.publish"):
+        assert any(s["name"] == name and "flow.restore_video" in ancestors(s) for s in tree), name
+    stage_spans = [s for s in tree if s["name"] == "stage.sr"]
+    assert len(stage_spans) == 3  # one per chunk
+    assert all(ids[s["parent_id"]]["name"] == "task.restore_shot" for s in stage_spans)
+    inference = [s for s in tree if s["name"] == "inference"]
+    assert inference and all(ids[s["parent_id"]]["name"] == "stage.sr" for s in inference)
+    assert all(s["attributes"]["restora.model"] == "sr_x2" for s in inference)
+
+
+def test_rerun_reuses_chunks_and_is_identical(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "cuts.mp4", cut_frames(30, [12], h=48, w=64), audio_seconds=1.2)
+    out1, out2 = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    r1 = run(RestoreSpec(input=str(src), output=str(out1), scale=2, chunk_frames=8))
+    r2 = run(RestoreSpec(input=str(src), output=str(out2), scale=2, chunk_frames=8))
+    assert r1["reused_chunks"] == 0 and r1["chunks"] == 5  # shots 0-12 (8+4) and 12-30 (8+8+2)
+    assert r2["reused_chunks"] == r2["chunks"]
+    with av.open(str(out1)) as a, av.open(str(out2)) as b:
+        fa = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+    assert len(fa) == 30 and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
+
+
+def test_restored_clip_beats_bicubic_against_ground_truth(data: Path, tmp_path: Path) -> None:
+    """cars_320x240.i420 is the truth; downscale x2, restore x2: PSNR-Y gain over bicubic >= 1 dB."""
+    raw = np.fromfile(data / "video/cars/cars_320x240.i420", dtype=np.uint8).reshape(-1, 320 * 240 * 3 // 2)
+    n = 320 * 240
+    truth = [_i420_to_rgb(b[:n].reshape(240, 320), b[n : n * 5 // 4].reshape(120, 160), b[n * 5 // 4 :].reshape(120, 160))
+             for b in raw]
+    lr = [np.asarray(Image.fromarray(t).resize((160, 120), Image.Resampling.BICUBIC)) for t in truth]
+    src = make_clip(tmp_path / "cars_lr.mkv", lr, codec="ffv1", pix_fmt="bgr0")
+    out = tmp_path / "cars_x2.mkv"
+    run(RestoreSpec(input=str(src), output=str(out), scale=2))
+    with av.open(str(out)) as c:
+        restored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(restored) == len(truth) == 30
+    bic = [np.asarray(Image.fromarray(x).resize((320, 240), Image.Resampling.BICUBIC)) for x in lr]
+
+    def mean_psnr_y(frames: list[np.ndarray]) -> float:
+        return float(np.mean([psnr(crop_border(rgb_to_y(a), 2), crop_border(rgb_to_y(t), 2))
+                              for a, t in zip(frames, truth, strict=True)]))
+
+    gain = mean_psnr_y(restored) - mean_psnr_y(bic)
+    assert gain >= 1.0, gain
+
+
+def _i420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range YUV 4:2:0 -> RGB uint8 (chroma upsampled by repetition)."""
+    yf = (y.astype(np.float32) - 16) * (255 / 219)
+    uf = (np.repeat(np.repeat(u, 2, 0), 2, 1).astype(np.float32) - 128) * (255 / 224)
+    vf = (np.repeat(np.repeat(v, 2, 0), 2, 1).astype(np.float32) - 128) * (255 / 224)
+    r = yf + 1.402 * vf
+    g = yf - 0.344136 * uf - 0.714136 * vf
+    b = yf + 1.772 * uf
+    return np.clip(np.rint(np.stack([r, g, b], -1)), 0, 255).astype(np.uint8)
+
+
+def test_bad_spec_fails_before_any_work(tmp_path: Path, data: Path) -> None:
+    from restora.errors import ConfigError
+
+    src = data / "video/misc/realshort.mp4"
+    with pytest.raises(ConfigError):
+        restore_video(RestoreSpec(input=str(src), output=str(tmp_path / "x.avi")))
+    assert not list(tmp_path.iterdir())

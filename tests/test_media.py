@@ -1,0 +1,148 @@
+"""Probe, frame index, decode ranges, encode chunks, package: on synthetic clips and real files."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from restora import media
+from restora.errors import ConfigError, InputError
+from tests.conftest import cut_frames, make_clip
+
+
+def test_probe_real_clip_with_odd_frame_rate_and_audio(data: Path) -> None:
+    info = media.probe(data / "video/misc/realshort.mp4")
+    v = info.video
+    assert (v.width, v.height, v.frames) == (320, 240, 36)
+    assert v.frame_rate == "45000/1499"
+    assert not v.vfr
+    assert v.color.names == {"primaries": "smpte170m", "transfer": "smpte170m", "matrix": "smpte170m", "range": "tv"}
+    assert v.color.inferred  # the file is untagged; SD reads as BT.601
+    assert [a.codec for a in info.audio] == ["aac"]
+    assert info.audio[0].sample_rate == 48000
+
+
+def test_probe_untagged_hd_reads_as_bt709(data: Path) -> None:
+    v = media.probe(data / "video/misc/bigbuckbunny.mp4").video
+    assert (v.width, v.height, v.frames, v.frame_rate) == (1280, 720, 132, "25/1")
+    assert v.color.names["matrix"] == "bt709" and v.color.names["primaries"] == "bt709"
+
+
+def test_probe_detects_variable_frame_rate(tmp_path: Path) -> None:
+    frames = cut_frames(12, [])
+    pts = [0, 3000, 6000, 12000, 15000, 21000, 24000, 27000, 36000, 39000, 42000, 45000]
+    vfr = media.probe(make_clip(tmp_path / "vfr.mp4", frames, pts=pts))
+    cfr = media.probe(make_clip(tmp_path / "cfr.mp4", frames))
+    assert vfr.video.vfr and not cfr.video.vfr
+    assert vfr.video.frames == cfr.video.frames == 12
+
+
+@pytest.mark.parametrize("name", ["missing", "text", "truncated", "audio_only", "empty"])
+def test_bad_inputs_raise_input_error(name: str, tmp_path: Path, data: Path) -> None:
+    path = tmp_path / f"{name}.mp4"
+    if name == "text":
+        path.write_text("this is not a video\n" * 100)
+    elif name == "truncated":
+        src = (data / "video/misc/bigbuckbunny.mp4").read_bytes()
+        path.write_bytes(src[: int(len(src) * 0.3)])
+    elif name == "audio_only":
+        with av.open(str(path), "w") as out:
+            s = out.add_stream("aac", rate=48000)
+            s.layout = "mono"  # type: ignore[union-attr]
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 48000, 0
+            for p in [*s.encode(f), *s.encode()]:
+                out.mux(p)
+    elif name == "empty":
+        path.write_bytes(b"")
+    with pytest.raises(InputError):
+        info = media.probe(path)
+        media.scan(path, info)
+
+
+def test_truncated_stream_with_header_first_is_detected(tmp_path: Path) -> None:
+    """A faststart MP4 cut short still probes (header intact) but must fail at scan."""
+    src = make_clip(tmp_path / "full.mp4", cut_frames(50, [25], h=144, w=192))
+    data = src.read_bytes()
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 50
+    cut = tmp_path / "cut.mp4"
+    remuxed = tmp_path / "fast.mp4"
+    with av.open(str(src)) as i, av.open(str(remuxed), "w", options={"movflags": "+faststart"}) as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(i.streams.video[0]):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    data = remuxed.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.3)])
+    with pytest.raises(InputError, match="truncated|damaged|undecodable|frames"):
+        info = media.probe(cut)
+        media.scan(cut, info)
+
+
+def test_read_frames_range_matches_index_after_seek(data: Path) -> None:
+    path = data / "video/misc/realshort.mp4"
+    info = media.probe(path)
+    index, thumbs, digest = media.scan(path, info)
+    assert len(index) == 36 and thumbs.shape == (36, 36, 64) and len(digest) == 64
+    got_pts: list[int] = []
+    for pts, frames in media.read_frames(path, info, index, 10, 20, batch=4):
+        assert frames.dtype == np.uint8 and frames.shape[1:] == (240, 320, 3)
+        got_pts += pts
+    assert got_pts == index.pts[10:20]
+    # the same frames decoded from the start (no seek) are identical
+    whole = np.concatenate([f for _, f in media.read_frames(path, info, index, 0, 36, batch=36)])
+    part = np.concatenate([f for _, f in media.read_frames(path, info, index, 10, 20)])
+    assert np.array_equal(whole[10:20], part)
+
+
+def test_chunks_concatenate_with_exact_timestamps_and_untouched_audio(tmp_path: Path) -> None:
+    """VFR source, three chunks encoded separately (B-frames), packaged: same PTS, same audio bytes."""
+    frames = cut_frames(40, [15], h=64, w=96)
+    pts = [i * 3600 + (900 if i % 7 == 3 else 0) for i in range(40)]
+    src = make_clip(tmp_path / "src.mp4", frames, pts=pts, audio_seconds=1.7)
+    info = media.probe(src)
+    index, _, _ = media.scan(src, info)
+    params = media.choose_encode(info, 1, tmp_path / "out.mkv", crf=18, preset="fast")  # B-frames: negative DTS
+    chunks = []
+    for k, (a, b) in enumerate([(0, 15), (15, 30), (30, 40)]):
+        w = media.ChunkWriter(tmp_path / f"c{k}.mov", params)
+        for p, f in media.read_frames(src, info, index, a, b):
+            w.write(p, f)
+        assert w.close() == b - a
+        chunks.append((tmp_path / f"c{k}.mov", index.pts[a]))
+    for ext in (".mp4", ".mkv", ".mov"):
+        out = tmp_path / f"out{ext}"
+        counts = media.package(chunks, src, info, out)
+        assert counts["video"] == 40
+        with av.open(str(out)) as c:
+            got = [f.pts * f.time_base for f in c.decode(video=0)]
+        want = [p * index.time_base for p in index.pts]
+        if ext == ".mkv":  # Matroska stores milliseconds and shifts all streams alike past AAC priming
+            assert all(abs((g - got[0]) - (w - want[0])) <= Fraction(1, 1000) for g, w in zip(got, want, strict=True))
+        else:
+            assert got == want
+        assert media.stream_packet_digest(out, "audio") == media.stream_packet_digest(src, "audio")
+
+
+def test_output_extension_is_validated() -> None:
+    with pytest.raises(ConfigError, match="extension"):
+        media.output_format("clip.xyz")
+    assert media.output_format("a.MKV") == "matroska"
+
+
+def test_lossless_rgb_source_stays_lossless(tmp_path: Path) -> None:
+    frame = cut_frames(1, [], h=48, w=64)
+    src = make_clip(tmp_path / "one.mkv", frame, codec="ffv1", pix_fmt="bgr0")
+    info = media.probe(src)
+    assert info.video.lossless and info.video.is_rgb
+    p = media.choose_encode(info, 2, tmp_path / "o.mkv", 16, "fast")
+    assert (p.codec, p.pix_fmt, p.width, p.height) == ("ffv1", "bgr0", 128, 96)
+    index, _, _ = media.scan(src, info)
+    (_, got), = list(media.read_frames(src, info, index, 0, 1))
+    assert np.array_equal(got[0], frame[0])  # RGB decode of a lossless RGB frame is exact
