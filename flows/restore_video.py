@@ -36,7 +36,7 @@ def validate(spec: RestoreSpec) -> None:
         raise ConfigError("output must differ from input")
 
 
-@flow(name="restore-video", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=True)
+@flow(name="restore-video", task_runner=ThreadPoolTaskRunner(max_workers=1), validate_parameters=True)  # type: ignore[arg-type]
 def restore_video(spec: RestoreSpec) -> dict[str, Any]:
     """Restore one video. Returns the output path, the report path and the span file path."""
     validate(spec)
@@ -45,8 +45,13 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
     run_dir = Path(settings.storage.root) / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     span_file = run_dir / "spans.jsonl"
-    attrs = {"restora.run_id": run_id, "restora.preset": spec.preset, "restora.scale": spec.scale,
-             "restora.input": telemetry.safe_attr(spec.input), "restora.output": telemetry.safe_attr(spec.output)}
+    attrs = {
+        "restora.run_id": run_id,
+        "restora.preset": spec.preset,
+        "restora.scale": spec.scale,
+        "restora.input": telemetry.safe_attr(spec.input),
+        "restora.output": telemetry.safe_attr(spec.output),
+    }
     with telemetry.span("flow.restore_video", **attrs) as root:
         telemetry.route_trace_to_file(root, span_file)
         carrier = telemetry.carrier()
@@ -62,12 +67,18 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
     telemetry.flush()
     out_path = Path(out)
     publish_file(span_file, spans_path(out_path))
-    return {"output": str(out_path), "report": str(report_path(out_path)), "spans": str(spans_path(out_path)),
-            "run_id": run_id, "reused_chunks": sum(r.reused for r in refs), "chunks": len(refs)}
+    return {
+        "output": str(out_path),
+        "report": str(report_path(out_path)),
+        "spans": str(spans_path(out_path)),
+        "run_id": run_id,
+        "reused_chunks": sum(r.reused for r in refs),
+        "chunks": len(refs),
+    }
 
 
 def run(spec: RestoreSpec, workers: int | None = None) -> dict[str, Any]:
     """Run the flow with ``workers`` concurrent chunk restorations (default from settings)."""
     n = workers or _runtime.settings().limits.shot_workers
-    f = restore_video.with_options(task_runner=ThreadPoolTaskRunner(max_workers=n))
+    f = restore_video.with_options(task_runner=ThreadPoolTaskRunner(max_workers=n))  # type: ignore[arg-type]
     return f(spec)

@@ -91,8 +91,16 @@ def cmd_restore(a: argparse.Namespace) -> int:
     info = media.probe(a.input)
     output = a.output or default_output(a.input, info.video.lossless)
     stages = [StageSpec(type=s.strip()) for s in a.stages.split(",") if s.strip()] if a.stages else []
-    spec = RestoreSpec(input=a.input, output=output, scale=a.scale, preset=a.preset, stages=stages, crf=a.crf,
-                       x264_preset=a.x264_preset, chunk_frames=a.chunk_frames)
+    spec = RestoreSpec(
+        input=a.input,
+        output=output,
+        scale=a.scale,
+        preset=a.preset,
+        stages=stages,
+        crf=a.crf,
+        x264_preset=a.x264_preset,
+        chunk_frames=a.chunk_frames,
+    )
     from flows.restore_video import run, validate
 
     validate(spec)
@@ -110,10 +118,12 @@ def cmd_restore(a: argparse.Namespace) -> int:
     print(f"output:  {result['output']}")
     print(f"report:  {result['report']}")
     print(f"spans:   {result['spans']}")
-    print(f"summary: {report['input']['probe']['video']['width']}x{report['input']['probe']['video']['height']} -> "
-          f"{out['width']}x{out['height']}, {out['frames']} frames, {len(report['shots'])} shots, "
-          f"{result['chunks']} chunks ({result['reused_chunks']} reused), {stages_s}, "
-          f"{time.monotonic() - t0:.1f}s total")
+    print(
+        f"summary: {report['input']['probe']['video']['width']}x{report['input']['probe']['video']['height']} -> "
+        f"{out['width']}x{out['height']}, {out['frames']} frames, {len(report['shots'])} shots, "
+        f"{result['chunks']} chunks ({result['reused_chunks']} reused), {stages_s}, "
+        f"{time.monotonic() - t0:.1f}s total"
+    )
     return EXIT_OK
 
 
@@ -127,15 +137,23 @@ def cmd_probe(a: argparse.Namespace) -> int:
     v = info.video
     c = v.color.names
     print(f"file:       {info.path} ({info.container}, {info.size_bytes} bytes, {info.duration_s:.3f} s)")
-    print(f"video #{v.index}:   {v.codec}{' ' + v.profile if v.profile else ''} {v.width}x{v.height} {v.pix_fmt} "
-          f"{v.bit_depth}-bit, {v.frames} frames")
-    print(f"frame rate: {v.frame_rate} ({float(eval_fraction(v.frame_rate)):.4f} fps), "
-          f"{'variable' if v.vfr else 'constant'}; time base {v.time_base}")
-    print(f"color:      primaries {c['primaries']}, transfer {c['transfer']}, matrix {c['matrix']}, range {c['range']}"
-          f"{' (inferred: untagged source)' if v.color.inferred else ''}")
+    print(
+        f"video #{v.index}:   {v.codec}{' ' + v.profile if v.profile else ''} {v.width}x{v.height} {v.pix_fmt} "
+        f"{v.bit_depth}-bit, {v.frames} frames"
+    )
+    print(
+        f"frame rate: {v.frame_rate} ({float(eval_fraction(v.frame_rate)):.4f} fps), "
+        f"{'variable' if v.vfr else 'constant'}; time base {v.time_base}"
+    )
+    print(
+        f"color:      primaries {c['primaries']}, transfer {c['transfer']}, matrix {c['matrix']}, range {c['range']}"
+        f"{' (inferred: untagged source)' if v.color.inferred else ''}"
+    )
     for s in info.audio:
-        print(f"audio #{s.index}:   {s.codec} {s.sample_rate} Hz {s.channels} ch"
-              f"{' ' + s.layout if s.layout else ''}{' [' + s.language + ']' if s.language else ''}")
+        print(
+            f"audio #{s.index}:   {s.codec} {s.sample_rate} Hz {s.channels} ch"
+            f"{' ' + s.layout if s.layout else ''}{' [' + s.language + ']' if s.language else ''}"
+        )
     for s in info.subtitles:
         print(f"subtitle #{s.index}: {s.codec}{' [' + s.language + ']' if s.language else ''}")
     if info.video_streams > 1:

@@ -15,14 +15,17 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float32]
 
 # MATLAB rgb2ycbcr (BT.601, studio range) for RGB in [0, 1]; outputs in [0, 1] (i.e. /255).
-_RGB2YCBCR = np.array(
-    [
-        [65.481, 128.553, 24.966],
-        [-37.797, -74.203, 112.0],
-        [112.0, -93.786, -18.214],
-    ],
-    dtype=np.float64,
-) / 255.0
+_RGB2YCBCR = (
+    np.array(
+        [
+            [65.481, 128.553, 24.966],
+            [-37.797, -74.203, 112.0],
+            [112.0, -93.786, -18.214],
+        ],
+        dtype=np.float64,
+    )
+    / 255.0
+)
 _OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float64) / 255.0
 _YCBCR2RGB = np.linalg.inv(_RGB2YCBCR)
 
@@ -57,9 +60,11 @@ def rgb_to_y(rgb: npt.NDArray[np.uint8] | FloatArray) -> FloatArray:
     """Luma only: ``(..., 3)`` RGB (uint8 or float [0, 1]) -> ``(...)`` float32 Y in [0, 1]."""
     x = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
     w = _RGB2YCBCR[0].astype(np.float32)
-    return (x @ w + np.float32(_OFFSET[0])).astype(np.float32)
+    y: FloatArray = (x @ w + np.float32(_OFFSET[0])).astype(np.float32)
+    return y
 
 
 def to_uint8(x: FloatArray) -> npt.NDArray[np.uint8]:
     """Round and clip float data in [0, 1] to uint8 [0, 255]."""
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    out: npt.NDArray[np.uint8] = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    return out

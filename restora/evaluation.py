@@ -43,7 +43,11 @@ def evaluate_sr_set5(backend: InferenceBackend, scale: int, data: Path) -> dict[
         rows.append({"image": hr_p.stem, "model": psnr_y(sr, hr, scale), "bicubic": psnr_y(bic, hr, scale)})
     info = backend.model_info(stage.model or "")
     return {
-        "set": "Set5", "scale": scale, "model": stage.model, "model_version": info.version, "backend": backend.name,
+        "set": "Set5",
+        "scale": scale,
+        "model": stage.model,
+        "model_version": info.version,
+        "backend": backend.name,
         "images": rows,
         "mean_model": float(np.mean([r["model"] for r in rows])),
         "mean_bicubic": float(np.mean([r["bicubic"] for r in rows])),
@@ -58,9 +62,12 @@ def format_table(results: list[dict[str, Any]]) -> str:
         lines.append(f"Set5 x{r['scale']}  ({r['model']} v{r['model_version']}, {r['backend']})")
         lines.append(f"  {'image':12s} {'restora':>8s} {'bicubic':>8s} {'gain':>6s}")
         for row in r["images"]:
-            lines.append(f"  {row['image']:12s} {row['model']:8.2f} {row['bicubic']:8.2f} {row['model'] - row['bicubic']:6.2f}")
-        lines.append(f"  {'mean':12s} {r['mean_model']:8.2f} {r['mean_bicubic']:8.2f} "
-                     f"{r['mean_model'] - r['mean_bicubic']:6.2f}")
+            lines.append(
+                f"  {row['image']:12s} {row['model']:8.2f} {row['bicubic']:8.2f} {row['model'] - row['bicubic']:6.2f}"
+            )
+        lines.append(
+            f"  {'mean':12s} {r['mean_model']:8.2f} {r['mean_bicubic']:8.2f} {r['mean_model'] - r['mean_bicubic']:6.2f}"
+        )
         pub = ", ".join(f"{k} {v:.2f}" for k, v in r["published"].items())
         lines.append(f"  published: {pub}")
     return "\n".join(lines)

@@ -70,7 +70,9 @@ def model_path(repository: Path, name: str, version: str | None = None) -> tuple
     """Locate ``<repository>/<name>/<version>/model.onnx`` (highest numeric version by default)."""
     folder = repository / name
     if not folder.is_dir():
-        known = sorted(p.name for p in repository.iterdir() if (p / "config.pbtxt").exists()) if repository.is_dir() else []
+        known = (
+            sorted(p.name for p in repository.iterdir() if (p / "config.pbtxt").exists()) if repository.is_dir() else []
+        )
         raise ModelError(f"model {name!r} not found in {repository} (known: {', '.join(known) or 'none'})")
     versions = sorted((p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=int)
     if version is None:
@@ -159,9 +161,7 @@ class LocalOnnx:
             self._sessions.clear()
 
 
-def infer_images(
-    backend: InferenceBackend, model: str, x: F32, tile: int = 0, overlap: int = 16
-) -> F32:
+def infer_images(backend: InferenceBackend, model: str, x: F32, tile: int = 0, overlap: int = 16) -> F32:
     """Run ``model`` on a batch of images, tiling when they exceed the model's or the caller's limit.
 
     Args:
@@ -177,14 +177,18 @@ def infer_images(
     info = backend.model_info(model)
     n, _, h, w = x.shape
     with telemetry.span(
-        "inference", **{"restora.model": model, "restora.model_version": info.version, "restora.backend": backend.name,
-                        "restora.frames": n, "restora.pixels": n * h * w},
+        "inference",
+        **{
+            "restora.model": model,
+            "restora.model_version": info.version,
+            "restora.backend": backend.name,
+            "restora.frames": n,
+            "restora.pixels": n * h * w,
+        },
     ):
         return _infer_tiled(backend, model, info, x, tile, overlap)
 
 
 def _infer_tiled(backend: InferenceBackend, model: str, info: ModelInfo, x: F32, tile: int, overlap: int) -> F32:
     limit = min(t for t in (tile, info.max_tile) if t > 0) if (tile > 0 or info.max_tile > 0) else 0
-    return run_tiled(
-        lambda b: backend.infer(model, b), x, info.scale, limit, overlap=overlap, max_batch=info.max_batch
-    )
+    return run_tiled(lambda b: backend.infer(model, b), x, info.scale, limit, overlap=overlap, max_batch=info.max_batch)

@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import av.error
 import numpy as np
 import numpy.typing as npt
+from av.video.stream import VideoStream
 from pydantic import BaseModel
 
 from restora.errors import ConfigError, InputError, UnsupportedInputError
@@ -56,7 +57,15 @@ class ColorInfo(BaseModel):
     def names(self) -> dict[str, str]:
         """Human-readable names, as ffprobe prints them."""
         pri = {1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020"}
-        trc = {1: "bt709", 2: "unknown", 6: "smpte170m", 13: "iec61966-2-1", 14: "bt2020-10", 16: "smpte2084", 18: "arib-std-b67"}
+        trc = {
+            1: "bt709",
+            2: "unknown",
+            6: "smpte170m",
+            13: "iec61966-2-1",
+            14: "bt2020-10",
+            16: "smpte2084",
+            18: "arib-std-b67",
+        }
         spc = {0: "gbr", 1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
         rng = {0: "unknown", 1: "tv", 2: "pc"}
         return {
@@ -156,7 +165,9 @@ def _pick_video(container: av.container.InputContainer, path: Path) -> av.video.
     return videos[0]
 
 
-def infer_color(width: int, height: int, pri: int, trc: int, spc: int, rng: int, rate: Fraction, rgb: bool) -> ColorInfo:
+def infer_color(
+    width: int, height: int, pri: int, trc: int, spc: int, rng: int, rate: Fraction, rgb: bool
+) -> ColorInfo:
     """Fill unspecified color tags the way broadcast practice reads untagged video.
 
     HD and larger (width >= 1280 or height >= 720): BT.709. SD: BT.601 (``bt470bg`` primaries
@@ -218,7 +229,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         vfr = False
         if deltas.size:
             med = float(np.median(deltas))
-            vfr = bool(med > 0 and np.any(np.abs(deltas - med) > max(1.5, 0.02 * med)))  # 1-tick jitter is rounding
+            vfr = bool(med > 0 and np.any(np.abs(deltas.astype(np.float64) - med) > max(1.5, 0.02 * med)))
         if len(pts) == n_packets and len(pts) > 1:
             dur = float((pts[-1] - pts[0]) * tb) + float(1 / rate)
             if len(pts) > 2:
@@ -230,34 +241,61 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             dur = n_packets / float(rate)
         fmt = cc.format
         rgb = _is_rgb(fmt)
-        color = infer_color(cc.width, cc.height, int(cc.color_primaries), int(cc.color_trc), int(cc.colorspace),
-                            int(cc.color_range), Fraction(rate), rgb)
+        color = infer_color(
+            cc.width,
+            cc.height,
+            int(cc.color_primaries),
+            int(cc.color_trc),
+            int(cc.colorspace),
+            int(cc.color_range),
+            Fraction(rate),
+            rgb,
+        )
         others: dict[str, list[OtherStreamInfo]] = {"audio": [], "subtitle": [], "data": []}
         for s in c.streams:
             if s.type == "video" or s.type not in others:
                 continue
             sc = s.codec_context
             info = OtherStreamInfo(
-                index=s.index, type=s.type, codec=sc.name if sc is not None else "unknown",
+                index=s.index,
+                type=s.type,
+                codec=sc.name if sc is not None else "unknown",
                 language=s.metadata.get("language"),
             )
-            if s.type == "audio" and sc is not None:
+            if s.type == "audio" and isinstance(sc, av.audio.codeccontext.AudioCodecContext):
                 info.sample_rate, info.channels = sc.sample_rate, sc.channels
                 info.layout = sc.layout.name if sc.layout is not None else None
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
         video = VideoStreamInfo(
-            index=vs.index, codec=cc.name, profile=cc.profile, width=cc.width, height=cc.height,
-            pix_fmt=fmt.name, bit_depth=_bit_depth(fmt), is_rgb=rgb,
-            frame_rate=f"{rate.numerator}/{rate.denominator}", time_base=f"{tb.numerator}/{tb.denominator}",
-            frames=n_packets, vfr=vfr, duration_s=round(dur, 6), start_pts=pts[0] if pts else None, color=color,
+            index=vs.index,
+            codec=cc.name,
+            profile=cc.profile,
+            width=cc.width,
+            height=cc.height,
+            pix_fmt=fmt.name,
+            bit_depth=_bit_depth(fmt),
+            is_rgb=rgb,
+            frame_rate=f"{rate.numerator}/{rate.denominator}",
+            time_base=f"{tb.numerator}/{tb.denominator}",
+            frames=n_packets,
+            vfr=vfr,
+            duration_s=round(dur, 6),
+            start_pts=pts[0] if pts else None,
+            color=color,
             sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}" if sar else None,
             lossless=cc.name in LOSSLESS_CODECS,
         )
         container_dur = float(c.duration) / 1e6 if c.duration else dur
         return MediaInfo(
-            path=str(p), container=c.format.name, size_bytes=p.stat().st_size, duration_s=round(container_dur, 6),
-            video=video, video_streams=len(c.streams.video), audio=others["audio"], subtitles=others["subtitle"],
+            path=str(p),
+            container=c.format.name,
+            size_bytes=p.stat().st_size,
+            duration_s=round(container_dur, 6),
+            video=video,
+            video_streams=len(c.streams.video),
+            audio=others["audio"],
+            subtitles=others["subtitle"],
             data=others["data"],
         )
 
@@ -275,15 +313,15 @@ def _src_colorspace(color: ColorInfo) -> int | None:
 
 def _to_rgb(frame: av.VideoFrame, color: ColorInfo) -> U8:
     if _is_rgb(frame.format):
-        return frame.to_ndarray(format="rgb24")
-    return frame.to_ndarray(
-        format="rgb24", src_colorspace=_src_colorspace(color), src_color_range=color.range or RANGE_MPEG,
+        return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+    return frame.to_ndarray(  # type: ignore[return-value]  # rgb24 is always uint8
+        format="rgb24",
+        src_colorspace=_src_colorspace(color),
+        src_color_range=color.range or RANGE_MPEG,
     )
 
 
-def _decode(
-    c: av.container.InputContainer, vs: av.video.stream.VideoStream, path: Path
-) -> Iterator[av.VideoFrame]:
+def _decode(c: av.container.InputContainer, vs: av.video.stream.VideoStream, path: Path) -> Iterator[av.VideoFrame]:
     """Decode ``vs`` in presentation order, tolerating isolated corrupt packets."""
     failures = 0
     for pkt in c.demux(vs):
@@ -337,15 +375,13 @@ def scan(
                 has_pts = False
             pts.append(frame.pts if frame.pts is not None else 0)
             g = frame.reformat(width=tw, height=th, format="gray")
-            thumbs.append(g.to_ndarray())
+            thumbs.append(np.asarray(g.to_ndarray(), dtype=np.uint8))
             if progress is not None and len(pts) % 25 == 0:
                 progress(len(pts))
     if not pts:
         raise InputError(f"{p}: no video frame could be decoded")
     if len(pts) < TRUNCATION_RATIO * info.video.frames:
-        raise InputError(
-            f"{p}: truncated or damaged: decoded {len(pts)} of {info.video.frames} frames"
-        )
+        raise InputError(f"{p}: truncated or damaged: decoded {len(pts)} of {info.video.frames} frames")
     if not has_pts:
         step = 1 / (rate * tb)
         pts = [round(i * step) for i in range(len(pts))]
@@ -363,7 +399,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def read_frames(
-    path: str | os.PathLike[str], info: MediaInfo, index: FrameIndex, start: int, stop: int,
+    path: str | os.PathLike[str],
+    info: MediaInfo,
+    index: FrameIndex,
+    start: int,
+    stop: int,
     batch: int = 8,
 ) -> Iterator[tuple[list[int], U8]]:
     """Decode frames ``[start, stop)`` (stream order) as RGB batches.
@@ -451,7 +491,9 @@ def output_format(path: str | os.PathLike[str]) -> str:
     """FFmpeg muxer name for an output path's extension, or :class:`ConfigError`."""
     ext = Path(path).suffix.lower()
     if ext not in OUTPUT_CONTAINERS:
-        raise ConfigError(f"unsupported output extension {ext or '(none)'!r}: use one of {', '.join(OUTPUT_CONTAINERS)}")
+        raise ConfigError(
+            f"unsupported output extension {ext or '(none)'!r}: use one of {', '.join(OUTPUT_CONTAINERS)}"
+        )
     return OUTPUT_CONTAINERS[ext]
 
 
@@ -475,11 +517,24 @@ def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], c
     color = v.color
     if codec == "libx264" and v.is_rgb:
         hd = w >= 1280 or h >= 720
-        color = ColorInfo(primaries=color.primaries, transfer=color.transfer,
-                          matrix=SPC_BT709 if hd else SPC_SMPTE170M, range=RANGE_MPEG, inferred=True)
+        color = ColorInfo(
+            primaries=color.primaries,
+            transfer=color.transfer,
+            matrix=SPC_BT709 if hd else SPC_SMPTE170M,
+            range=RANGE_MPEG,
+            inferred=True,
+        )
     return EncodeParams(
-        codec=codec, pix_fmt=pix_fmt, width=w, height=h, time_base=v.time_base, frame_rate=v.frame_rate,
-        color=color, crf=crf, preset=preset, sample_aspect_ratio=v.sample_aspect_ratio,
+        codec=codec,
+        pix_fmt=pix_fmt,
+        width=w,
+        height=h,
+        time_base=v.time_base,
+        frame_rate=v.frame_rate,
+        color=color,
+        crf=crf,
+        preset=preset,
+        sample_aspect_ratio=v.sample_aspect_ratio,
     )
 
 
@@ -497,7 +552,7 @@ class ChunkWriter:
         # QuickTime for inter-frame codecs (keeps negative DTS); NUT for intra-only FFV1 (DTS == PTS).
         self._out = av.open(str(self.path), mode="w", format="nut" if params.codec == "ffv1" else "mov")
         tb = Fraction(params.time_base)
-        s = self._out.add_stream(params.codec, rate=Fraction(params.frame_rate))
+        s = cast(VideoStream, self._out.add_stream(params.codec, rate=Fraction(params.frame_rate)))
         s.width, s.height, s.pix_fmt = params.width, params.height, params.pix_fmt
         s.time_base = tb
         s.codec_context.time_base = tb
@@ -520,7 +575,9 @@ class ChunkWriter:
             if p.pix_fmt.startswith(("bgr", "gbr", "rgb")):
                 vf = vf.reformat(format=p.pix_fmt)
             else:
-                vf = vf.reformat(format=p.pix_fmt, dst_colorspace=_src_colorspace(p.color), dst_color_range=p.color.range)
+                vf = vf.reformat(
+                    format=p.pix_fmt, dst_colorspace=_src_colorspace(p.color), dst_color_range=p.color.range
+                )
             vf.pts = t
             vf.time_base = Fraction(p.time_base)
             for pkt in self._stream.encode(vf):
@@ -541,11 +598,11 @@ class ChunkWriter:
         self.path.unlink(missing_ok=True)
 
 
-def _packets(path: Path, stream_index: int | None = None, kind: str = "video") -> Iterator[av.Packet]:
+def _packets(path: Path, stream_index: int | None = None) -> Iterator[av.Packet[Any]]:
     with av.open(str(path)) as c:
         s = c.streams[stream_index] if stream_index is not None else c.streams.video[0]
         for pkt in c.demux(s):
-            if pkt.size == 0 or pkt.dts is None and pkt.pts is None:
+            if pkt.size == 0 or (pkt.dts is None and pkt.pts is None):
                 continue
             yield pkt
 
@@ -559,10 +616,11 @@ def package(
     """Concatenate encoded chunks into ``output`` and mux the source's audio and subtitles untouched.
 
     ``chunks`` are ``(path, first_pts)`` pairs: ``first_pts`` is the source PTS of the chunk's first
-    frame. Edit-list rounding or containers without negative timestamps can shift a
-    chunk by a few ticks; that shift is measured and undone here, so every frame keeps exactly its source PTS. Video
-    packets are copied (no re-encode); decode timestamps are kept monotonic across chunk joins. Audio and subtitle packets are copied from the
-    source as they are (bit-identical payloads). Packets of all streams are interleaved by time.
+    frame. Edit-list rounding or containers without negative timestamps can shift a chunk by a few
+    ticks; that shift is measured and undone here, so every frame keeps exactly its source PTS.
+    Video packets are copied (no re-encode); decode timestamps are kept monotonic across chunk
+    joins. Audio and subtitle packets are copied from the source as they are (bit-identical
+    payloads). Packets of all streams are interleaved by time.
 
     Returns:
         Counts of packets written per stream kind.
@@ -575,8 +633,11 @@ def package(
     src = Path(source)
     carried = [*info.audio, *info.subtitles]
     counts = {"video": 0, "audio": 0, "subtitle": 0}
-    with av.open(str(chunks[0][0])) as first, av.open(str(src)) as source_c, \
-            av.open(str(out_path), mode="w", format=fmt) as out:
+    with (
+        av.open(str(chunks[0][0])) as first,
+        av.open(str(src)) as source_c,
+        av.open(str(out_path), mode="w", format=fmt) as out,
+    ):
         tmpl = first.streams.video[0]
         vout = out.add_stream_from_template(tmpl)
         vout.time_base = tmpl.time_base
@@ -593,7 +654,7 @@ def package(
             mapping[s.index] = so
         out.start_encoding()
 
-        def video_packets() -> Iterator[tuple[float, int, av.Packet]]:
+        def video_packets() -> Iterator[tuple[float, int, av.Packet[Any]]]:
             last_dts: int | None = None
             for ch, first_pts in chunks:
                 shift = min((p.pts for p in _packets(Path(ch)) if p.pts is not None), default=first_pts) - first_pts
@@ -612,7 +673,7 @@ def package(
                     assert t is not None and pkt.time_base is not None
                     yield float(t * pkt.time_base), 0, pkt
 
-        def other_packets(idx: int) -> Iterator[tuple[float, int, av.Packet]]:
+        def other_packets(idx: int) -> Iterator[tuple[float, int, av.Packet[Any]]]:
             with av.open(str(src)) as c:
                 for pkt in c.demux(c.streams[idx]):
                     if pkt.size == 0:

@@ -46,4 +46,4 @@ def psnr_y(
     """
     yt = rgb_to_y(test) if test.ndim == 3 else test.astype(np.float32)
     yr = rgb_to_y(ref) if ref.ndim == 3 else ref.astype(np.float32)
-    return psnr(crop_border(yt, crop), crop_border(yr, crop), peak=1.0)
+    return psnr(crop_border(yt, crop).astype(np.float32), crop_border(yr, crop).astype(np.float32), peak=1.0)

@@ -66,8 +66,12 @@ class ChunkResult:
     encode_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames, "stage_seconds": self.stage_seconds, "decode_seconds": self.decode_seconds,
-                "encode_seconds": self.encode_seconds}
+        return {
+            "frames": self.frames,
+            "stage_seconds": self.stage_seconds,
+            "decode_seconds": self.decode_seconds,
+            "encode_seconds": self.encode_seconds,
+        }
 
 
 def restore_chunk(
@@ -118,12 +122,16 @@ def restore_chunk(
     finally:
         w, h = analysis_info.video.width, analysis_info.video.height
         for stage, sp in zip(stages, stage_spans, strict=True):
-            sp.set_attributes({k: v for k, v in stage_span_attributes(stage, chunk, result, w, h).items() if v is not None})
+            sp.set_attributes(
+                {k: v for k, v in stage_span_attributes(stage, chunk, result, w, h).items() if v is not None}
+            )
             sp.end()
     return result
 
 
-def stage_span_attributes(stage: Stage, chunk: ShotSpec, result: ChunkResult, width: int, height: int) -> dict[str, Any]:
+def stage_span_attributes(
+    stage: Stage, chunk: ShotSpec, result: ChunkResult, width: int, height: int
+) -> dict[str, Any]:
     """Span attributes for one stage over one chunk."""
     d = stage.describe()
     secs = result.stage_seconds.get(stage.type, 0.0)

@@ -58,8 +58,17 @@ def build_report(
         d["fps"] = round(d["frames"] / d["seconds"], 3) if d["seconds"] > 0 else 0.0
     shots: dict[int, dict[str, Any]] = {}
     for c in chunks:
-        s = shots.setdefault(c.chunk.shot, {"shot": c.chunk.shot, "start_frame": c.chunk.start, "stop_frame": c.chunk.stop,
-                                            "start_s": c.chunk.start_s, "end_s": c.chunk.end_s, "chunks": 0})
+        s = shots.setdefault(
+            c.chunk.shot,
+            {
+                "shot": c.chunk.shot,
+                "start_frame": c.chunk.start,
+                "stop_frame": c.chunk.stop,
+                "start_s": c.chunk.start_s,
+                "end_s": c.chunk.end_s,
+                "chunks": 0,
+            },
+        )
         s["start_frame"] = min(s["start_frame"], c.chunk.start)
         s["stop_frame"] = max(s["stop_frame"], c.chunk.stop)
         s["start_s"] = min(s["start_s"], c.chunk.start_s)
@@ -68,16 +77,26 @@ def build_report(
     return {
         "restora_report": 1,
         "run_id": run_id,
-        "input": {"uri": spec.input, "sha256": asset.sha256, "asset_id": asset.asset_id,
-                  "probe": asset.info.model_dump()},
+        "input": {
+            "uri": spec.input,
+            "sha256": asset.sha256,
+            "asset_id": asset.asset_id,
+            "probe": asset.info.model_dump(),
+        },
         "output": {"uri": spec.output, "probe": output_info.model_dump(), "packets": packets},
         "preset": spec.preset,
         "scale": spec.scale,
         "shots": sorted(shots.values(), key=lambda s: s["shot"]),
         "fades": fades,
-        "chunks": [{"shot": c.chunk.shot, "chunk": c.chunk.chunk, "frames": c.frames, "reused": c.reused} for c in chunks],
+        "chunks": [
+            {"shot": c.chunk.shot, "chunk": c.chunk.chunk, "frames": c.frames, "reused": c.reused} for c in chunks
+        ],
         "stages": per_stage,
-        "timings_s": {"decode": round(decode, 4), "encode": round(encode, 4), **{k: round(v, 4) for k, v in seconds.items()}},
+        "timings_s": {
+            "decode": round(decode, 4),
+            "encode": round(encode, 4),
+            **{k: round(v, 4) for k, v in seconds.items()},
+        },
         "provenance": {
             "stages": stages,
             "synthesized_pixels": any(bool(s.get("synthesizes")) for s in stages),

@@ -34,7 +34,9 @@ class ModelSettings(BaseModel):
 
     repository: Path = Field(REPO_ROOT / "triton_models", description="Triton-layout model repository")
     tile: int = Field(
-        0, ge=0, le=8192,
+        0,
+        ge=0,
+        le=8192,
         description="tile size (input pixels) for large frames; 0 = whole frame unless the model sets a limit",
     )
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads; 0 = all cores")

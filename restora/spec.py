@@ -38,10 +38,7 @@ class RestoreSpec(BaseModel):
 
     def resolved_stages(self) -> list[StageSpec]:
         """The stage list this run executes: explicit stages, else the preset's."""
-        if self.stages:
-            stages = list(self.stages)
-        else:
-            stages = preset_stages(self.preset, self.scale)
+        stages = list(self.stages) if self.stages else preset_stages(self.preset, self.scale)
         sr = [s for s in stages if s.type == "sr"]
         if self.scale > 1 and not sr:
             stages.append(StageSpec(type="sr", options={"scale": self.scale}))
@@ -57,8 +54,12 @@ class RestoreSpec(BaseModel):
     def digest(self) -> str:
         """Hash of everything that changes the pixels of the output (stage list, scale, encoding)."""
         payload = json.dumps(
-            {"stages": [s.key() for s in self.resolved_stages()], "scale": self.scale, "crf": self.crf,
-             "x264_preset": self.x264_preset},
+            {
+                "stages": [s.key() for s in self.resolved_stages()],
+                "scale": self.scale,
+                "crf": self.crf,
+                "x264_preset": self.x264_preset,
+            },
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -88,7 +88,9 @@ def setup() -> None:
         if not isinstance(provider, TracerProvider):
             from restora import __version__
 
-            provider = TracerProvider(resource=Resource.create({"service.name": "restora", "service.version": __version__}))
+            provider = TracerProvider(
+                resource=Resource.create({"service.name": "restora", "service.version": __version__})
+            )
             trace.set_tracer_provider(provider)
         _router = _FileRouter()
         provider.add_span_processor(_router)
@@ -132,7 +134,7 @@ def carrier() -> dict[str, str]:
 
 
 @contextmanager
-def span(name: str, parent: Mapping[str, str] | None = None, **attributes: Any) -> Iterator[Span]:
+def span(name: str, parent: Mapping[str, str] | None = None, /, **attributes: Any) -> Iterator[Span]:
     """Start a span (child of ``parent`` carrier if given, else of the current context).
 
     Exceptions set the span's status to ERROR and are recorded, then re-raised.
@@ -140,8 +142,10 @@ def span(name: str, parent: Mapping[str, str] | None = None, **attributes: Any) 
     token = otel_context.attach(extract(dict(parent))) if parent else None
     try:
         with tracer().start_as_current_span(
-            name, attributes={k: v for k, v in attributes.items() if v is not None},
-            record_exception=False, set_status_on_exception=False,
+            name,
+            attributes={k: v for k, v in attributes.items() if v is not None},
+            record_exception=False,
+            set_status_on_exception=False,
         ) as s:
             try:
                 yield s

@@ -84,4 +84,4 @@ def run_tiled(
             sl = (i, slice(None), slice(y0 * scale, (y0 + th) * scale), slice(x0 * scale, (x0 + tw) * scale))
             out[sl] += res[k] * win
             weight[i, :, y0 * scale : (y0 + th) * scale, x0 * scale : (x0 + tw) * scale] += win
-    return out / weight
+    return (out / weight).astype(np.float32, copy=False)

@@ -39,13 +39,28 @@ def ingest(input_uri: str, carrier: dict[str, str]) -> AssetRef:
         if not st.exists(source_key):
             st.put_file(source_key, src)
         index_key = f"assets/{aid}/index.json"
-        st.put_bytes(index_key, json.dumps({"pts": index.pts, "time_base": str(index.time_base),
-                                            "has_pts": index.has_pts}).encode())
+        st.put_bytes(
+            index_key,
+            json.dumps({"pts": index.pts, "time_base": str(index.time_base), "has_pts": index.has_pts}).encode(),
+        )
         buf = io.BytesIO()
         np.savez_compressed(buf, thumbs=thumbs)
         thumbs_key = f"assets/{aid}/thumbs.npz"
         st.put_bytes(thumbs_key, buf.getvalue())
-        sp.set_attributes({"restora.asset_id": aid, "restora.frames": len(index),
-                           "restora.bytes": info.size_bytes, "restora.codec": info.video.codec})
-        return AssetRef(asset_id=aid, sha256=digest, source_key=source_key, index_key=index_key,
-                        thumbs_key=thumbs_key, info=info, frames=len(index))
+        sp.set_attributes(
+            {
+                "restora.asset_id": aid,
+                "restora.frames": len(index),
+                "restora.bytes": info.size_bytes,
+                "restora.codec": info.video.codec,
+            }
+        )
+        return AssetRef(
+            asset_id=aid,
+            sha256=digest,
+            source_key=source_key,
+            index_key=index_key,
+            thumbs_key=thumbs_key,
+            info=info,
+            frames=len(index),
+        )

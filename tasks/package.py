@@ -29,12 +29,17 @@ class PackageRef(BaseModel):
 
 @task(name="package", tags=["io"], **_runtime.RETRY)
 def package(
-    asset: AssetRef, chunks: list[ChunkRef], spec: RestoreSpec, fades: list[dict[str, Any]], run_id: str,
+    asset: AssetRef,
+    chunks: list[ChunkRef],
+    spec: RestoreSpec,
+    fades: list[dict[str, Any]],
+    run_id: str,
     carrier: dict[str, str],
 ) -> PackageRef:
     """Build the final file in a staging area of the store."""
-    with telemetry.span("task.package", carrier, **{"restora.asset_id": asset.asset_id,
-                                                    "restora.chunks": len(chunks)}) as sp:
+    with telemetry.span(
+        "task.package", carrier, **{"restora.asset_id": asset.asset_id, "restora.chunks": len(chunks)}
+    ) as sp:
         st = _runtime.store()
         ordered = sorted(chunks, key=lambda c: c.chunk.start)
         index = load_index(asset)
@@ -43,8 +48,12 @@ def package(
             out = Path(tmp) / name
             t = time.perf_counter()
             with telemetry.span("mux", **{"restora.chunks": len(ordered)}):
-                counts = media.package([(st.local_path(c.key), index.pts[c.chunk.start]) for c in ordered], st.local_path(asset.source_key),
-                                       asset.info, out)
+                counts = media.package(
+                    [(st.local_path(c.key), index.pts[c.chunk.start]) for c in ordered],
+                    st.local_path(asset.source_key),
+                    asset.info,
+                    out,
+                )
             mux_s = time.perf_counter() - t
             out_info = media.probe(out)
             stages = [s.describe() for s in build_stages(spec)]

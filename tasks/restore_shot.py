@@ -35,8 +35,13 @@ def chunk_key(asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[
 @task(name="restore_shot", tags=["inference"], **_runtime.RETRY)
 def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: dict[str, str]) -> ChunkRef:
     """Restore one chunk, or reuse it when an identical one is already stored."""
-    attrs = {"restora.asset_id": asset.asset_id, "restora.shot": chunk.shot, "restora.chunk": chunk.chunk,
-             "restora.chunk_range": f"{chunk.start}-{chunk.stop}", "restora.frames": chunk.frames}
+    attrs = {
+        "restora.asset_id": asset.asset_id,
+        "restora.shot": chunk.shot,
+        "restora.chunk": chunk.chunk,
+        "restora.chunk_range": f"{chunk.start}-{chunk.stop}",
+        "restora.frames": chunk.frames,
+    }
     with telemetry.span("task.restore_shot", carrier, **attrs) as sp:
         st = _runtime.store()
         stages = build_stages(spec)
@@ -49,8 +54,9 @@ def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: d
         params = media.choose_encode(asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset)
         with tempfile.TemporaryDirectory(prefix="restora-chunk-") as tmp:
             out = Path(tmp) / "chunk.mov"
-            res = restore_chunk(src, asset.info, load_index(asset), chunk, stages, params, out,
-                                on_frames=progress.advance)
+            res = restore_chunk(
+                src, asset.info, load_index(asset), chunk, stages, params, out, on_frames=progress.advance
+            )
             st.put_file(key, out)
         sp.set_attributes({"restora.reused": False, "restora.encode_seconds": round(res.encode_seconds, 4)})
         return ChunkRef(key=key, chunk=chunk, frames=res.frames, timings=res.as_dict())

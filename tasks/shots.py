@@ -25,7 +25,9 @@ def load_index(asset: AssetRef) -> media.FrameIndex:
 
 
 @task(name="detect_shots", tags=["analysis"], **_runtime.RETRY)
-def detect_shots_task(asset: AssetRef, chunk_frames: int, carrier: dict[str, str]) -> tuple[list[ShotSpec], list[dict[str, object]]]:
+def detect_shots_task(
+    asset: AssetRef, chunk_frames: int, carrier: dict[str, str]
+) -> tuple[list[ShotSpec], list[dict[str, object]]]:
     """Returns the chunks to restore and the fades found."""
     with telemetry.span("task.detect_shots", carrier, **{"restora.asset_id": asset.asset_id}) as sp:
         st = _runtime.store()
@@ -33,8 +35,13 @@ def detect_shots_task(asset: AssetRef, chunk_frames: int, carrier: dict[str, str
         shots: ShotList = detect_shots(thumbs)
         chunks = plan_chunks(shots, load_index(asset), chunk_frames)
         fades = [asdict(f) for f in shots.fades]
-        st.put_bytes(f"assets/{asset.asset_id}/shots.json", json.dumps(
-            {"frames": shots.frames, "cuts": shots.cuts, "fades": fades, "shots": shots.shots()}, indent=1).encode())
-        sp.set_attributes({"restora.shots": len(shots.shots()), "restora.cuts": len(shots.cuts),
-                           "restora.chunks": len(chunks)})
+        st.put_bytes(
+            f"assets/{asset.asset_id}/shots.json",
+            json.dumps(
+                {"frames": shots.frames, "cuts": shots.cuts, "fades": fades, "shots": shots.shots()}, indent=1
+            ).encode(),
+        )
+        sp.set_attributes(
+            {"restora.shots": len(shots.shots()), "restora.cuts": len(shots.cuts), "restora.chunks": len(chunks)}
+        )
         return chunks, fades

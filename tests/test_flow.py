@@ -41,8 +41,12 @@ def test_real_clip_x2_keeps_timing_audio_color(data: Path, tmp_path: Path) -> No
     assert decoded_pts(out) == decoded_pts(src)
     assert abs(b.duration_s - a.duration_s) <= 1 / 30
     assert media.stream_packet_digest(out, "audio") == media.stream_packet_digest(src, "audio")
-    assert b.video.color.names == {"primaries": "smpte170m", "transfer": "smpte170m", "matrix": "smpte170m",
-                                   "range": "tv"}
+    assert b.video.color.names == {
+        "primaries": "smpte170m",
+        "transfer": "smpte170m",
+        "matrix": "smpte170m",
+        "range": "tv",
+    }
     assert not b.video.color.inferred  # written as tags
 
     report = json.loads(Path(result["report"]).read_text())
@@ -92,8 +96,10 @@ def test_restored_clip_beats_bicubic_against_ground_truth(data: Path, tmp_path: 
     """cars_320x240.i420 is the truth; downscale x2, restore x2: PSNR-Y gain over bicubic >= 1 dB."""
     raw = np.fromfile(data / "video/cars/cars_320x240.i420", dtype=np.uint8).reshape(-1, 320 * 240 * 3 // 2)
     n = 320 * 240
-    truth = [_i420_to_rgb(b[:n].reshape(240, 320), b[n : n * 5 // 4].reshape(120, 160), b[n * 5 // 4 :].reshape(120, 160))
-             for b in raw]
+    truth = [
+        _i420_to_rgb(b[:n].reshape(240, 320), b[n : n * 5 // 4].reshape(120, 160), b[n * 5 // 4 :].reshape(120, 160))
+        for b in raw
+    ]
     lr = [np.asarray(Image.fromarray(t).resize((160, 120), Image.Resampling.BICUBIC)) for t in truth]
     src = make_clip(tmp_path / "cars_lr.mkv", lr, codec="ffv1", pix_fmt="bgr0")
     out = tmp_path / "cars_x2.mkv"
@@ -104,8 +110,14 @@ def test_restored_clip_beats_bicubic_against_ground_truth(data: Path, tmp_path: 
     bic = [np.asarray(Image.fromarray(x).resize((320, 240), Image.Resampling.BICUBIC)) for x in lr]
 
     def mean_psnr_y(frames: list[np.ndarray]) -> float:
-        return float(np.mean([psnr(crop_border(rgb_to_y(a), 2), crop_border(rgb_to_y(t), 2))
-                              for a, t in zip(frames, truth, strict=True)]))
+        return float(
+            np.mean(
+                [
+                    psnr(crop_border(rgb_to_y(a), 2), crop_border(rgb_to_y(t), 2))
+                    for a, t in zip(frames, truth, strict=True)
+                ]
+            )
+        )
 
     gain = mean_psnr_y(restored) - mean_psnr_y(bic)
     assert gain >= 1.0, gain

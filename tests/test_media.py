@@ -80,7 +80,7 @@ def test_truncated_stream_with_header_first_is_detected(tmp_path: Path) -> None:
                 o.mux(p)
     data = remuxed.read_bytes()
     cut.write_bytes(data[: int(len(data) * 0.3)])
-    with pytest.raises(InputError, match="truncated|damaged|undecodable|frames"):
+    with pytest.raises(InputError, match=r"truncated|damaged|undecodable|frames"):
         info = media.probe(cut)
         media.scan(cut, info)
 
@@ -144,5 +144,5 @@ def test_lossless_rgb_source_stays_lossless(tmp_path: Path) -> None:
     p = media.choose_encode(info, 2, tmp_path / "o.mkv", 16, "fast")
     assert (p.codec, p.pix_fmt, p.width, p.height) == ("ffv1", "bgr0", 128, 96)
     index, _, _ = media.scan(src, info)
-    (_, got), = list(media.read_frames(src, info, index, 0, 1))
+    ((_, got),) = list(media.read_frames(src, info, index, 0, 1))
     assert np.array_equal(got[0], frame[0])  # RGB decode of a lossless RGB frame is exact

@@ -36,7 +36,11 @@ PRESCALES = (1.0, 0.75, 0.5)
 
 
 def load_pairs(
-    root: Path, scale: int, degraded_fraction: float, rng: np.random.Generator, limit: int | None,
+    root: Path,
+    scale: int,
+    degraded_fraction: float,
+    rng: np.random.Generator,
+    limit: int | None,
     min_lr: int,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Return ``[(hr_y (H, W) float32, lr_y (H/s, W/s) float32)]`` in [0, 1]."""
@@ -53,16 +57,16 @@ def load_pairs(
             if h < min_lr * scale or w < min_lr * scale:
                 continue
             hr = np.ascontiguousarray(hr[:h, :w])
-            if rng.random() < degraded_fraction:
-                lr = mild_sr_degradation(hr, scale, rng)
-            else:
-                lr = downscale(hr, scale)
+            lr = mild_sr_degradation(hr, scale, rng) if rng.random() < degraded_fraction else downscale(hr, scale)
             pairs.append((rgb_to_y(hr), rgb_to_y(lr)))
     return pairs
 
 
 def sample_batch(
-    pairs: list[tuple[np.ndarray, np.ndarray]], batch: int, patch: int, scale: int,
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    batch: int,
+    patch: int,
+    scale: int,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random aligned LR/HR patches with flips and transposes: ``(B,1,p,p)``, ``(B,1,ps,ps)``."""
@@ -109,10 +113,17 @@ def export_onnx(net: LumaSR, path: Path) -> None:
     net.eval()
     dummy = torch.rand(1, 1, 32, 32)
     torch.onnx.export(
-        net, (dummy,), str(path), input_names=["LR_Y"], output_names=["SR_Y"],
-        dynamic_axes={"LR_Y": {0: "batch", 2: "height", 3: "width"},
-                      "SR_Y": {0: "batch", 2: "out_height", 3: "out_width"}},
-        opset_version=17, dynamo=False,  # the TorchScript exporter: no onnxscript dependency
+        net,
+        (dummy,),
+        str(path),
+        input_names=["LR_Y"],
+        output_names=["SR_Y"],
+        dynamic_axes={
+            "LR_Y": {0: "batch", 2: "height", 3: "width"},
+            "SR_Y": {0: "batch", 2: "out_height", 3: "out_width"},
+        },
+        opset_version=17,
+        dynamo=False,  # the TorchScript exporter: no onnxscript dependency
     )
 
 
@@ -162,22 +173,33 @@ def main(argv: list[str] | None = None) -> None:
         running += float(loss)
         if it % a.eval_every == 0 or it == a.iters:
             ev = evaluate_set5(net, a.scale, a.data)
-            history.append({"iter": it, "loss": running / a.eval_every, "set5_psnr_y": ev["mean"],
-                            "seconds": time.time() - t_train})
-            print(f"iter {it:6d} loss {running / a.eval_every:.5f} set5 x{a.scale} "
-                  f"{ev['mean']:.3f} dB  {time.time() - t_train:.0f}s", flush=True)
+            history.append(
+                {
+                    "iter": it,
+                    "loss": running / a.eval_every,
+                    "set5_psnr_y": ev["mean"],
+                    "seconds": time.time() - t_train,
+                }
+            )
+            print(
+                f"iter {it:6d} loss {running / a.eval_every:.5f} set5 x{a.scale} "
+                f"{ev['mean']:.3f} dB  {time.time() - t_train:.0f}s",
+                flush=True,
+            )
             running = 0.0
 
     final = evaluate_set5(net, a.scale, a.data)
     torch.save(net.state_dict(), a.out / "model.pt")
     export_onnx(net, a.out / "model.onnx")
     metrics = {
-        "model": f"sr_x{a.scale}", "architecture": "LumaSR (ESPCN-style, bicubic residual)",
+        "model": f"sr_x{a.scale}",
+        "architecture": "LumaSR (ESPCN-style, bicubic residual)",
         "params": sum(p.numel() for p in net.parameters()),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "train_seconds": round(time.time() - t_train, 1),
         "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
-        "set5_psnr_y": final, "history": history,
+        "set5_psnr_y": final,
+        "history": history,
     }
     (a.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps({"set5_psnr_y": final}, indent=2))

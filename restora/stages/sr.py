@@ -46,8 +46,9 @@ class SuperResolution(Stage):
         t, h, w, _ = frames.shape
         s = self.scale
         ycc = rgb_to_ycbcr(frames)  # (T, H, W, 3) float32 in [0, 1]
-        y = infer_images(self.ctx.backend, self.model or "", ycc[..., 0][:, None], tile=self.ctx.tile,
-                         overlap=self.ctx.overlap)[:, 0]
+        y = infer_images(
+            self.ctx.backend, self.model or "", ycc[..., 0][:, None], tile=self.ctx.tile, overlap=self.ctx.overlap
+        )[:, 0]
         out = np.empty((t, h * s, w * s, 3), dtype=np.float32)
         out[..., 0] = np.clip(y, 0.0, 1.0)
         for i in range(t):

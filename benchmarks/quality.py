@@ -1,0 +1,92 @@
+"""Quality and speed of the SR stage against bicubic, measured in one run (ratios, not absolute timings).
+
+* Set5 x2/x4 PSNR-Y (the literature protocol, ``restora.evaluation``).
+* Video: ``cars_320x240.i420`` is ground truth; it is downscaled x2 (bicubic) and restored x2 by
+  the production ``sr`` stage; PSNR-Y (border 2) against the truth, restored vs bicubic.
+* Speed: frames/s of the ``sr`` stage vs bicubic upscaling of the same frames, same process.
+
+    python -m benchmarks.quality        (make bench)   -> benchmarks/results/quality.json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from restora.color import rgb_to_y
+from restora.evaluation import evaluate_sr_set5, format_table
+from restora.inference import LocalOnnx
+from restora.metrics import crop_border, psnr
+from restora.settings import get_settings
+from restora.stages import StageContext, build_stage
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "results" / "quality.json"
+
+
+def i420_frames(path: Path, w: int, h: int) -> list[np.ndarray]:
+    """Raw I420 -> RGB uint8 (BT.601 limited range, chroma by repetition)."""
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, w * h * 3 // 2)
+    n = w * h
+    out = []
+    for b in raw:
+        y = (b[:n].reshape(h, w).astype(np.float32) - 16) * (255 / 219)
+        u = (np.kron(b[n : n * 5 // 4].reshape(h // 2, w // 2), np.ones((2, 2))).astype(np.float32) - 128) * (255 / 224)
+        v = (np.kron(b[n * 5 // 4 :].reshape(h // 2, w // 2), np.ones((2, 2))).astype(np.float32) - 128) * (255 / 224)
+        rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1)
+        out.append(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+    return out
+
+
+def main() -> None:
+    s = get_settings()
+    backend = LocalOnnx(s.models.repository, s.models.threads)
+    set5 = [evaluate_sr_set5(backend, sc, DATA) for sc in (2, 4)]
+    print(format_table(set5))
+
+    truth = i420_frames(DATA / "video/cars/cars_320x240.i420", 320, 240)
+    lr = np.stack([np.asarray(Image.fromarray(t).resize((160, 120), Image.Resampling.BICUBIC)) for t in truth])
+    stage = build_stage("sr", {"scale": 2}, StageContext(backend=backend))
+    stage.process(lr[:1])  # warm-up (session creation)
+    t = time.perf_counter()
+    restored = stage.process(lr)
+    t_sr = time.perf_counter() - t
+    t = time.perf_counter()
+    bic = [np.asarray(Image.fromarray(x).resize((320, 240), Image.Resampling.BICUBIC)) for x in lr]
+    t_bic = time.perf_counter() - t
+
+    def score(frames: list[np.ndarray] | np.ndarray) -> float:
+        return float(
+            np.mean(
+                [
+                    psnr(crop_border(rgb_to_y(a), 2), crop_border(rgb_to_y(b), 2))
+                    for a, b in zip(frames, truth, strict=True)
+                ]
+            )
+        )
+
+    video = {
+        "clip": "cars_320x240 (30 frames), x2",
+        "psnr_y_restored": score(restored),
+        "psnr_y_bicubic": score(bic),
+        "sr_fps": len(lr) / t_sr,
+        "bicubic_fps": len(lr) / t_bic,
+    }
+    video["gain_db"] = video["psnr_y_restored"] - video["psnr_y_bicubic"]
+    video["speed_ratio_sr_vs_bicubic"] = video["sr_fps"] / video["bicubic_fps"]
+    print(
+        f"\n{video['clip']}: restored {video['psnr_y_restored']:.2f} dB, bicubic {video['psnr_y_bicubic']:.2f} dB, "
+        f"gain {video['gain_db']:+.2f} dB; speed {video['sr_fps']:.1f} fps vs bicubic {video['bicubic_fps']:.1f} fps "
+        f"(ratio {video['speed_ratio_sr_vs_bicubic']:.3f})"
+    )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"set5": set5, "video": video}, indent=2))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
