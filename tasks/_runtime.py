@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any
 
@@ -36,6 +37,15 @@ def backend(s: Settings | None = None) -> InferenceBackend:
         if key not in _backends:
             _backends[key] = make_backend(s)
         return _backends[key]
+
+
+@atexit.register
+def close_backends() -> None:
+    """Close cached backends (gRPC channels) before the interpreter tears modules down."""
+    with _lock:
+        for b in _backends.values():
+            b.close()
+        _backends.clear()
 
 
 def only_transient(task: Any, task_run: Any, state: Any) -> bool:
