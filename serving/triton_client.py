@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from typing import Any, Literal
 
 import numpy as np
@@ -74,6 +75,11 @@ def map_error(exc: BaseException, what: str) -> RestoraError:
     if status.isdigit() and status.startswith("5"):
         return TransientServiceError(text)
     return PermanentServiceError(text)
+
+
+def _close_quietly(client: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection is not worth reporting
+        client.close()
 
 
 def _param(config: dict[str, Any], key: str) -> str | None:
@@ -134,6 +140,9 @@ class Triton:
             self._client = httpclient.InferenceServerClient(
                 url=url, connection_timeout=timeout_s, network_timeout=timeout_s
             )
+        # Close at garbage collection or interpreter exit at the latest: a gRPC client left to its
+        # own __del__ during interpreter shutdown prints "Exception ignored ... StatusCode".
+        self._finalizer = weakref.finalize(self, _close_quietly, self._client)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Triton:
@@ -291,5 +300,4 @@ class Triton:
 
     def close(self) -> None:
         """Close the connection; the instance must not be used afterwards."""
-        with contextlib.suppress(Exception):  # closing a broken connection is not worth reporting
-            self._client.close()
+        self._finalizer()

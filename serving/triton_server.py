@@ -183,8 +183,9 @@ def prepare_backends(install: _Install, dest: Path) -> Path:
 
 
 def port_free(host: str, port: int) -> bool:
-    """True if ``host:port`` can be bound now."""
+    """True if nothing listens on ``host:port`` (connections in TIME_WAIT do not count, as for Triton)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

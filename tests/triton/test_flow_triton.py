@@ -49,7 +49,9 @@ def test_flow_through_triton_matches_local(
     assert any(s["name"] == "triton.infer" for s in spans)
 
 
-def test_server_killed_mid_run_retries_and_completes(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_killed_mid_run_retries_and_completes(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SIGKILL the server after the first chunk: the chunk task fails transiently, retries, and the run
     completes once the server is back; nothing is published before that."""
     http, grpc, metrics = free_ports(3)
