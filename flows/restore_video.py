@@ -52,7 +52,7 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
         "restora.input": telemetry.safe_attr(spec.input),
         "restora.output": telemetry.safe_attr(spec.output),
     }
-    with telemetry.span("flow.restore_video", **attrs) as root:
+    with telemetry.span("flow.restore_video", new_trace=True, **attrs) as root:
         telemetry.route_trace_to_file(root, span_file)
         carrier = telemetry.carrier()
         asset = ingest(spec.input, carrier)

@@ -134,12 +134,19 @@ def carrier() -> dict[str, str]:
 
 
 @contextmanager
-def span(name: str, parent: Mapping[str, str] | None = None, /, **attributes: Any) -> Iterator[Span]:
+def span(
+    name: str, parent: Mapping[str, str] | None = None, /, *, new_trace: bool = False, **attributes: Any
+) -> Iterator[Span]:
     """Start a span (child of ``parent`` carrier if given, else of the current context).
 
-    Exceptions set the span's status to ERROR and are recorded, then re-raised.
+    ``new_trace=True`` starts a root span of a new trace whatever the current context (a flow run is
+    one trace; Prefect's own flow-run span, if any, stays in its own trace and Prefect's task spans
+    nest under ours). Exceptions set the span's status to ERROR and are recorded, then re-raised.
     """
-    token = otel_context.attach(extract(dict(parent))) if parent else None
+    if new_trace:
+        token = otel_context.attach(otel_context.Context())
+    else:
+        token = otel_context.attach(extract(dict(parent))) if parent else None
     try:
         with tracer().start_as_current_span(
             name,
