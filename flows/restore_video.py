@@ -52,19 +52,23 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
         "restora.input": telemetry.safe_attr(spec.input),
         "restora.output": telemetry.safe_attr(spec.output),
     }
-    with telemetry.span("flow.restore_video", new_trace=True, **attrs) as root:
-        telemetry.route_trace_to_file(root, span_file)
-        carrier = telemetry.carrier()
-        asset = ingest(spec.input, carrier)
-        root.set_attribute("restora.asset_id", asset.asset_id)
-        chunks, fades = detect_shots_task(asset, spec.chunk_frames, carrier)
-        futures = [restore_shot.submit(asset, c, spec, carrier) for c in chunks]
-        refs = [f.result() for f in futures]
-        pkg = package(asset, refs, spec, fades, run_id, carrier)
-        out = publish(pkg, spec.output, carrier)
-        root.set_attribute("restora.frames", asset.frames)
-    telemetry.unroute(root)
-    telemetry.flush()
+    root = None
+    try:
+        with telemetry.root_span("flow.restore_video", **attrs) as root:
+            telemetry.route_trace_to_file(root, span_file)
+            carrier = telemetry.carrier()
+            asset = ingest(spec.input, carrier)
+            root.set_attribute("restora.asset_id", asset.asset_id)
+            chunks, fades = detect_shots_task(asset, spec.chunk_frames, carrier)
+            futures = [restore_shot.submit(asset, c, spec, carrier) for c in chunks]
+            refs = [f.result() for f in futures]
+            pkg = package(asset, refs, spec, fades, run_id, carrier)
+            out = publish(pkg, spec.output, carrier)
+            root.set_attribute("restora.frames", asset.frames)
+    finally:
+        # A failed run's trace stays in the store's run folder (<store>/runs/<run id>/spans.jsonl).
+        if root is not None:
+            telemetry.unroute(root)
     out_path = Path(out)
     publish_file(span_file, spans_path(out_path))
     return {

@@ -4,6 +4,7 @@
     restora probe INPUT [--json]
     restora eval-sr [--scale 2 4] [--json FILE]
     restora compare SOURCE RESTORED -o still.png
+    restora trace RUN_DIR|SPANS_FILE
     restora triton serve|up|down|status
 
 ``restore`` runs the Prefect flow ``restore-video`` (``flows/restore_video.py``), imported only
@@ -188,6 +189,13 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_trace(a: argparse.Namespace) -> int:
+    from restora.tracetree import find_span_file, load_spans, render_tree
+
+    print(render_tree(load_spans(find_span_file(Path(a.run)))))
+    return EXIT_OK
+
+
 def cmd_triton(a: argparse.Namespace) -> int:
     from serving import triton_server
 
@@ -230,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--frame", type=int, default=0)
     c.add_argument("--crop", type=int, default=360, help="center crop edge in output pixels")
     c.set_defaults(func=cmd_compare)
+
+    tr = sub.add_parser("trace", help="print a run's span tree with durations")
+    tr.add_argument("run", help="a *.spans.jsonl file (next to the output) or a run directory")
+    tr.set_defaults(func=cmd_trace)
 
     t = sub.add_parser("triton", help="manage the local Triton server")
     t.add_argument("action", choices=("serve", "up", "down", "status"))

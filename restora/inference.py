@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -186,7 +187,12 @@ def infer_images(backend: InferenceBackend, model: str, x: F32, tile: int = 0, o
             "restora.pixels": n * h * w,
         },
     ):
-        return _infer_tiled(backend, model, info, x, tile, overlap)
+        t = time.perf_counter()
+        out = _infer_tiled(backend, model, info, x, tile, overlap)
+        telemetry.metrics().inference_latency.record(
+            time.perf_counter() - t, {"restora.model": model, "restora.backend": backend.name}
+        )
+        return out
 
 
 def _infer_tiled(backend: InferenceBackend, model: str, info: ModelInfo, x: F32, tile: int, overlap: int) -> F32:

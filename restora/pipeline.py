@@ -47,12 +47,23 @@ def plan_chunks(shots: ShotList, index: media.FrameIndex, chunk_frames: int) -> 
     """Split shots into chunks of at most ``chunk_frames`` frames (the unit of work and of resume)."""
     tb = index.time_base
     out: list[ShotSpec] = []
+    now = time.time()
     t0 = index.pts[0]
     for n, (start, stop) in enumerate(shots.shots()):
         for c, s in enumerate(range(start, stop, chunk_frames)):
             e = min(s + chunk_frames, stop)
             end_s = float((index.pts[e] - t0) * tb) if e < len(index) else float((index.pts[-1] - t0) * tb)
-            out.append(ShotSpec(shot=n, chunk=c, start=s, stop=e, start_s=float((index.pts[s] - t0) * tb), end_s=end_s))
+            out.append(
+                ShotSpec(
+                    shot=n,
+                    chunk=c,
+                    start=s,
+                    stop=e,
+                    start_s=float((index.pts[s] - t0) * tb),
+                    end_s=end_s,
+                    planned_at=now,
+                )
+            )
     return out
 
 
@@ -107,6 +118,7 @@ def restore_chunk(
             writer.write(pts, frames)
             result.encode_seconds += time.perf_counter() - t
             result.frames += len(pts)
+            telemetry.metrics().frames.add(len(pts), {"restora.stages": ",".join(s.type for s in stages)})
             if on_frames is not None:
                 on_frames(len(pts))
             t = time.perf_counter()
@@ -126,6 +138,7 @@ def restore_chunk(
                 {k: v for k, v in stage_span_attributes(stage, chunk, result, w, h).items() if v is not None}
             )
             sp.end()
+            telemetry.metrics().stage_latency.record(result.stage_seconds[stage.type], {"restora.stage": stage.type})
     return result
 
 

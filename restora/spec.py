@@ -98,6 +98,7 @@ class ShotSpec(BaseModel):
     stop: int
     start_s: float
     end_s: float
+    planned_at: float | None = Field(None, description="wall-clock time the chunk was planned (queue-wait metric)")
 
     @property
     def frames(self) -> int:

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from restora import telemetry
 from restora.errors import StorageError
 
 _BAD_KEY = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -120,10 +121,17 @@ class LocalStore:
             raise StorageError(f"cannot store {src}: not a file")
         if src.resolve() == self._path(key):
             return
-        self._atomic_write(key, Path(src))
+        with telemetry.span(
+            "storage.put", **{"restora.key": key, "restora.bytes": src.stat().st_size, "restora.store": "local"}
+        ):
+            self._atomic_write(key, Path(src))
 
     def get_file(self, key: str, dst: Path) -> None:
-        shutil.copyfile(self.local_path(key), dst)
+        src = self.local_path(key)
+        with telemetry.span(
+            "storage.get", **{"restora.key": key, "restora.bytes": src.stat().st_size, "restora.store": "local"}
+        ):
+            shutil.copyfile(src, dst)
 
     def local_path(self, key: str) -> Path:
         p = self._path(key)
@@ -135,7 +143,10 @@ class LocalStore:
         return self._path(key).is_file()
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self._atomic_write(key, data)
+        with telemetry.span(
+            "storage.put", **{"restora.key": key, "restora.bytes": len(data), "restora.store": "local"}
+        ):
+            self._atomic_write(key, data)
 
     def get_bytes(self, key: str) -> bytes:
         return self.local_path(key).read_bytes()

@@ -78,9 +78,66 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
+class _OtlpRouter(SpanProcessor):
+    """Forwards the spans of routed traces to the OTLP/HTTP endpoint that was configured for them."""
+
+    def __init__(self) -> None:
+        self._exporters: dict[str, BatchSpanProcessor] = {}
+        self._traces: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def route(self, trace_id: int, endpoint: str) -> None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        with self._lock:
+            if endpoint not in self._exporters:
+                self._exporters[endpoint] = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint))
+            self._traces[trace_id] = endpoint
+
+    def unroute(self, trace_id: int) -> None:
+        with self._lock:
+            self._traces.pop(trace_id, None)
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        ctx = span.context
+        if ctx is None:
+            return
+        with self._lock:
+            endpoint = self._traces.get(ctx.trace_id)
+            proc = self._exporters.get(endpoint) if endpoint else None
+        if proc is not None:
+            proc.on_end(span)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        with self._lock:
+            procs = list(self._exporters.values())
+        return all(p.force_flush(timeout_millis) for p in procs)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            procs = list(self._exporters.values())
+        for p in procs:
+            p.shutdown()  # type: ignore[no-untyped-call]
+
+
+_otlp: _OtlpRouter | None = None
+
+
+def otlp_traces_endpoint() -> str | None:
+    """The OTLP/HTTP traces URL from the standard variables, or None when OTLP is not configured."""
+    if url := os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return url
+    if base := os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return base.rstrip("/") + "/v1/traces"
+    return None
+
+
 def setup() -> None:
-    """Install Restora's tracer provider once per process (idempotent)."""
-    global _router
+    """Install Restora's tracer provider and span routers once per process (idempotent)."""
+    global _router, _otlp
     with _setup_lock:
         if _router is not None:
             return
@@ -93,11 +150,10 @@ def setup() -> None:
             )
             trace.set_tracer_provider(provider)
         _router = _FileRouter()
+        _otlp = _OtlpRouter()
         provider.add_span_processor(_router)
-        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(_otlp)
+        _setup_metrics()
 
 
 def tracer() -> trace.Tracer:
@@ -107,23 +163,102 @@ def tracer() -> trace.Tracer:
 
 
 def route_trace_to_file(span: Span, path: Path) -> None:
-    """Write every span of ``span``'s trace to ``path`` (JSON lines) from now on."""
+    """Export every span of ``span``'s trace: to ``path`` (JSON lines), and over OTLP/HTTP when the
+    standard ``OTEL_EXPORTER_OTLP_*ENDPOINT`` variables are set now."""
     setup()
-    assert _router is not None
-    _router.route(span.get_span_context().trace_id, path)
+    assert _router is not None and _otlp is not None
+    tid = span.get_span_context().trace_id
+    _router.route(tid, path)
+    if endpoint := otlp_traces_endpoint():
+        _otlp.route(tid, endpoint)
 
 
 def unroute(span: Span) -> None:
-    """Stop writing ``span``'s trace to its file."""
+    """Stop exporting ``span``'s trace (spans ending later are dropped); flush its OTLP spans and
+    push the metric totals when OTLP is configured."""
+    tid = span.get_span_context().trace_id
     if _router is not None:
-        _router.unroute(span.get_span_context().trace_id)
+        _router.unroute(tid)
+    if _otlp is not None:
+        _otlp.force_flush()
+        _otlp.unroute(tid)
+    if endpoint := otlp_metrics_endpoint():
+        export_metrics(endpoint)
 
 
 def flush() -> None:
-    """Flush batched exporters (OTLP)."""
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.force_flush()
+    """Flush batched OTLP span exporters."""
+    if _otlp is not None:
+        _otlp.force_flush()
+
+
+class Metrics:
+    """Restora's instruments (OpenTelemetry metrics SDK; exported over OTLP when configured)."""
+
+    def __init__(self) -> None:
+        from opentelemetry import metrics as otel_metrics
+
+        m = otel_metrics.get_meter("restora")
+        self.frames = m.create_counter("restora.frames", unit="{frame}", description="frames restored")
+        self.stage_latency = m.create_histogram("restora.stage.duration", unit="s", description="stage time per chunk")
+        self.inference_latency = m.create_histogram(
+            "restora.inference.duration", unit="s", description="inference time per request batch"
+        )
+        self.queue_wait = m.create_histogram(
+            "restora.task.queue_wait", unit="s", description="time a chunk task waited between planning and start"
+        )
+        self.failures = m.create_counter("restora.failures", unit="{error}", description="failed spans by error type")
+
+
+_metrics: Metrics | None = None
+_metric_reader: Any = None
+
+
+def _setup_metrics() -> None:
+    """A process-wide meter provider read in memory; each run's totals are pushed over OTLP/HTTP
+    when the run ends (see :func:`unroute`), to the endpoint that was configured for that run."""
+    global _metrics, _metric_reader
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    if not isinstance(otel_metrics.get_meter_provider(), MeterProvider):
+        _metric_reader = InMemoryMetricReader()
+        otel_metrics.set_meter_provider(MeterProvider(metric_readers=[_metric_reader]))
+    _metrics = Metrics()
+
+
+def otlp_metrics_endpoint() -> str | None:
+    """The OTLP/HTTP metrics URL from the standard variables, or None."""
+    if url := os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+        return url
+    if base := os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return base.rstrip("/") + "/v1/metrics"
+    return None
+
+
+def export_metrics(endpoint: str) -> bool:
+    """Push the current metric totals (cumulative) to an OTLP/HTTP endpoint once."""
+    if _metric_reader is None:
+        return False
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import MetricExportResult
+
+    data = _metric_reader.get_metrics_data()
+    if data is None:
+        return False
+    exporter = OTLPMetricExporter(endpoint=endpoint, timeout=5)
+    try:
+        return bool(exporter.export(data) == MetricExportResult.SUCCESS)
+    finally:
+        exporter.shutdown()
+
+
+def metrics() -> Metrics:
+    """The instruments (sets telemetry up on first use)."""
+    setup()
+    assert _metrics is not None
+    return _metrics
 
 
 def carrier() -> dict[str, str]:
@@ -134,19 +269,24 @@ def carrier() -> dict[str, str]:
 
 
 @contextmanager
-def span(
-    name: str, parent: Mapping[str, str] | None = None, /, *, new_trace: bool = False, **attributes: Any
-) -> Iterator[Span]:
+def root_span(name: str, **attributes: Any) -> Iterator[Span]:
+    """Start the root span of a new trace, whatever the current context (a flow run is one trace;
+    Prefect's own flow-run span, if any, stays in its own trace and Prefect's task spans nest under ours)."""
+    token = otel_context.attach(otel_context.Context())
+    try:
+        with span(name, **attributes) as s:
+            yield s
+    finally:
+        otel_context.detach(token)
+
+
+@contextmanager
+def span(name: str, parent: Mapping[str, str] | None = None, /, **attributes: Any) -> Iterator[Span]:
     """Start a span (child of ``parent`` carrier if given, else of the current context).
 
-    ``new_trace=True`` starts a root span of a new trace whatever the current context (a flow run is
-    one trace; Prefect's own flow-run span, if any, stays in its own trace and Prefect's task spans
-    nest under ours). Exceptions set the span's status to ERROR and are recorded, then re-raised.
+    Exceptions set the span's status to ERROR and are recorded, then re-raised.
     """
-    if new_trace:
-        token = otel_context.attach(otel_context.Context())
-    else:
-        token = otel_context.attach(extract(dict(parent))) if parent else None
+    token = otel_context.attach(extract(dict(parent))) if parent else None
     try:
         with tracer().start_as_current_span(
             name,
@@ -159,6 +299,7 @@ def span(
             except BaseException as exc:
                 s.record_exception(exc)
                 s.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                metrics().failures.add(1, {"error.type": type(exc).__name__, "restora.span": name})
                 raise
     finally:
         if token is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 from prefect import task
@@ -43,6 +44,8 @@ def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: d
         "restora.frames": chunk.frames,
     }
     with telemetry.span("task.restore_shot", carrier, **attrs) as sp:
+        if chunk.planned_at is not None:
+            telemetry.metrics().queue_wait.record(max(0.0, time.time() - chunk.planned_at))
         st = _runtime.store()
         stages = build_stages(spec)
         key = chunk_key(asset, spec, chunk, stages)
