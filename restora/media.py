@@ -654,18 +654,30 @@ def package(
             mapping[s.index] = so
         out.start_encoding()
 
+        # Per chunk: the PTS shift its container introduced, and its encoder's reorder delay (first PTS
+        # minus first DTS). Chunks can differ in delay (a 2-frame chunk has no B-frames); every chunk's
+        # DTS is lowered to the largest delay, so DTS stay monotonic across joins and the stream keeps
+        # one constant decode delay (stored by MP4/MOV as an edit list).
+        plans = []
+        for ch, first_pts in chunks:
+            pkts = [p for p in _packets(Path(ch)) if p.pts is not None]
+            shift = min((p.pts for p in pkts), default=first_pts) - first_pts
+            first_dts = pkts[0].dts if pkts and pkts[0].dts is not None else first_pts + shift
+            plans.append((ch, shift, first_pts - (first_dts - shift)))
+        max_delay = max((d for _, _, d in plans), default=0)
+
         def video_packets() -> Iterator[tuple[float, int, av.Packet[Any]]]:
             last_dts: int | None = None
-            for ch, first_pts in chunks:
-                shift = min((p.pts for p in _packets(Path(ch)) if p.pts is not None), default=first_pts) - first_pts
+            for ch, shift, delay in plans:
                 for pkt in _packets(Path(ch)):
                     if pkt.dts is None:  # NUT omits DTS of intra-only streams, where it equals PTS
                         pkt.dts = pkt.pts
-                    if shift:
-                        pkt.pts = pkt.pts - shift if pkt.pts is not None else None
-                        pkt.dts = pkt.dts - shift if pkt.dts is not None else None
+                    if pkt.pts is not None:
+                        pkt.pts -= shift
+                    if pkt.dts is not None:
+                        pkt.dts -= shift + (max_delay - delay)
                     if pkt.dts is not None and last_dts is not None and pkt.dts <= last_dts:
-                        pkt.dts = last_dts + 1
+                        pkt.dts = last_dts + 1  # safety net; not expected after the delay alignment
                         if pkt.pts is not None and pkt.pts < pkt.dts:
                             pkt.dts = pkt.pts
                     last_dts = pkt.dts

@@ -146,3 +146,25 @@ def test_lossless_rgb_source_stays_lossless(tmp_path: Path) -> None:
     index, _, _ = media.scan(src, info)
     ((_, got),) = list(media.read_frames(src, info, index, 0, 1))
     assert np.array_equal(got[0], frame[0])  # RGB decode of a lossless RGB frame is exact
+
+
+def test_chunks_with_different_encoder_delays_keep_duration(tmp_path: Path) -> None:
+    """A 2-frame chunk (no B-frames) followed by long ones (B-frames): no frame time is lost."""
+    frames = cut_frames(40, [], h=64, w=96)
+    src = make_clip(tmp_path / "src.mp4", frames)
+    info = media.probe(src)
+    index, _, _ = media.scan(src, info)
+    params = media.choose_encode(info, 1, tmp_path / "out.mp4", crf=18, preset="fast")
+    chunks = []
+    for k, (a, b) in enumerate([(0, 2), (2, 30), (30, 40)]):
+        w = media.ChunkWriter(tmp_path / f"c{k}.mov", params)
+        for p, f in media.read_frames(src, info, index, a, b):
+            w.write(p, f)
+        w.close()
+        chunks.append((tmp_path / f"c{k}.mov", index.pts[a]))
+    out = tmp_path / "out.mp4"
+    media.package(chunks, src, info, out)
+    with av.open(str(out)) as c, av.open(str(src)) as s:
+        assert [f.pts for f in c.decode(video=0)] == [f.pts for f in s.decode(video=0)]
+        vo, vs = c.streams.video[0], s.streams.video[0]
+        assert vo.duration * vo.time_base == vs.duration * vs.time_base
