@@ -660,9 +660,9 @@ def package(
         # one constant decode delay (stored by MP4/MOV as an edit list).
         plans = []
         for ch, first_pts in chunks:
-            pkts = [p for p in _packets(Path(ch)) if p.pts is not None]
-            shift = min((p.pts for p in pkts), default=first_pts) - first_pts
-            first_dts = pkts[0].dts if pkts and pkts[0].dts is not None else first_pts + shift
+            stamps = [(p.pts, p.dts) for p in _packets(Path(ch)) if p.pts is not None]
+            shift = min((pts for pts, _ in stamps), default=first_pts) - first_pts
+            first_dts = stamps[0][1] if stamps and stamps[0][1] is not None else first_pts + shift
             plans.append((ch, shift, first_pts - (first_dts - shift)))
         max_delay = max((d for _, _, d in plans), default=0)
 
