@@ -115,7 +115,9 @@ def cmd_restore(a: argparse.Namespace) -> int:
         bar.finish()
     report = json.loads(Path(result["report"]).read_text())
     out = report["output"]["probe"]["video"]
-    stages_s = ", ".join(f"{k} {v['fps']:.2f} fps" for k, v in report["stages"].items()) or "no stages"
+    stages_s = ", ".join(f"{k} {v['fps']:.2f} fps" for k, v in report["stages"].items())
+    if not stages_s:
+        stages_s = "no stage ran (all chunks reused)" if report["provenance"]["stages"] else "no stages"
     print(f"output:  {result['output']}")
     print(f"report:  {result['report']}")
     print(f"spans:   {result['spans']}")
