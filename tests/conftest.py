@@ -112,3 +112,15 @@ def cut_frames(n: int, cuts: list[int], h: int = 72, w: int = 96, seed: int = 0)
         dx = i  # one pixel of pan per frame
         out.append(np.ascontiguousarray(big[:h, dx : dx + w]))
     return out
+
+
+def make_audio_only(path: Path) -> Path:
+    """An MP4 holding one AAC audio frame and no video stream."""
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("aac", rate=48000)
+        s.layout = "mono"  # type: ignore[union-attr]
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        f.sample_rate, f.pts = 48000, 0
+        for p in [*s.encode(f), *s.encode()]:
+            out.mux(p)
+    return path

@@ -6,13 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 
 from restora import media
 from restora.cli import main
-from tests.conftest import cut_frames, make_clip
+from tests.conftest import cut_frames, make_audio_only, make_clip
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -44,13 +42,7 @@ def test_bad_input_one_line_error_nothing_written(case: str, tmp_path: Path, dat
         b = (data / "video/misc/bigbuckbunny.mp4").read_bytes()
         src.write_bytes(b[: int(len(b) * 0.3)])
     elif case == "no_video_stream":
-        with av.open(str(src), "w") as out:
-            s = out.add_stream("aac", rate=48000)
-            s.layout = "mono"  # type: ignore[union-attr]
-            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            f.sample_rate, f.pts = 48000, 0
-            for p in [*s.encode(f), *s.encode()]:
-                out.mux(p)
+        make_audio_only(src)
     out = tmp_path / "out" / "restored.mp4"
     r = cli("restore", str(src), "-o", str(out), "--scale", "2")
     assert r.returncode == 2

@@ -11,7 +11,7 @@ import pytest
 
 from restora import media
 from restora.errors import ConfigError, InputError
-from tests.conftest import cut_frames, make_clip
+from tests.conftest import cut_frames, make_audio_only, make_clip
 
 
 def test_probe_real_clip_with_odd_frame_rate_and_audio(data: Path) -> None:
@@ -50,13 +50,7 @@ def test_bad_inputs_raise_input_error(name: str, tmp_path: Path, data: Path) -> 
         src = (data / "video/misc/bigbuckbunny.mp4").read_bytes()
         path.write_bytes(src[: int(len(src) * 0.3)])
     elif name == "audio_only":
-        with av.open(str(path), "w") as out:
-            s = out.add_stream("aac", rate=48000)
-            s.layout = "mono"  # type: ignore[union-attr]
-            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            f.sample_rate, f.pts = 48000, 0
-            for p in [*s.encode(f), *s.encode()]:
-                out.mux(p)
+        make_audio_only(path)
     elif name == "empty":
         path.write_bytes(b"")
     with pytest.raises(InputError):
