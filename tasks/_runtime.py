@@ -24,8 +24,12 @@ def settings() -> Settings:
 
 
 def store(s: Settings | None = None) -> AssetStore:
-    """The configured asset store (local filesystem by default)."""
+    """The configured asset store: S3/MinIO when ``storage.s3_endpoint`` is set, else the local filesystem."""
     s = s or settings()
+    if s.storage.s3_endpoint:
+        from restora.s3 import S3Store
+
+        return S3Store.from_settings(s.storage)
     return LocalStore(s.storage.root)
 
 
