@@ -11,28 +11,28 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from restora import media, telemetry
 from restora.errors import ConfigError
+from restora.s3 import parse_uri
 from restora.spec import RestoreSpec
-from restora.storage import publish_file
 from tasks import _runtime
-from tasks.ingest import ingest, resolve_input
+from tasks.ingest import ingest
 from tasks.package import package
-from tasks.publish import publish, report_path
+from tasks.publish import publish
 from tasks.restore_shot import restore_shot
 from tasks.shots import detect_shots_task
-
-
-def spans_path(output: Path) -> Path:
-    """Where a run's spans are published (JSON lines, next to the output)."""
-    return output.with_name(output.name + ".spans.jsonl")
 
 
 def validate(spec: RestoreSpec) -> None:
     """Fail fast, before any work, on a spec that cannot succeed."""
     media.output_format(spec.output)
     spec.resolved_stages()
-    src = resolve_input(spec.input)
-    dst = Path(spec.output)
-    if src.resolve() == dst.resolve():
+    for uri in (spec.input, spec.output):
+        if uri.startswith("s3://"):
+            parse_uri(uri)
+    if "://" in spec.input or "://" in spec.output:
+        same = spec.input == spec.output
+    else:
+        same = Path(spec.input).resolve() == Path(spec.output).resolve()
+    if same:
         raise ConfigError("output must differ from input")
 
 
@@ -69,12 +69,12 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
         # A failed run's trace stays in the store's run folder (<store>/runs/<run id>/spans.jsonl).
         if root is not None:
             telemetry.unroute(root)
-    out_path = Path(out)
-    publish_file(span_file, spans_path(out_path))
+    spans = _runtime.deliver(span_file, out + ".spans.jsonl")
     return {
-        "output": str(out_path),
-        "report": str(report_path(out_path)),
-        "spans": str(spans_path(out_path)),
+        "output": out,
+        "report": out + ".report.json",
+        "report_data": pkg.report,
+        "spans": spans,
         "run_id": run_id,
         "reused_chunks": sum(r.reused for r in refs),
         "chunks": len(refs),

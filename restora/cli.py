@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from restora.errors import RestoraError
+from restora.errors import ConfigError, RestoraError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -89,8 +89,13 @@ def cmd_restore(a: argparse.Namespace) -> int:
     from restora import media, progress
     from restora.spec import RestoreSpec, StageSpec
 
-    info = media.probe(a.input)
-    output = a.output or default_output(a.input, info.video.lossless)
+    if "://" in a.input:
+        if not a.output:
+            raise ConfigError("an input URI needs -o/--output")
+        output = a.output
+    else:
+        info = media.probe(a.input)
+        output = a.output or default_output(a.input, info.video.lossless)
     stages = [StageSpec(type=s.strip()) for s in a.stages.split(",") if s.strip()] if a.stages else []
     spec = RestoreSpec(
         input=a.input,
@@ -113,7 +118,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
     finally:
         stop()
         bar.finish()
-    report = json.loads(Path(result["report"]).read_text())
+    report = result["report_data"]
     out = report["output"]["probe"]["video"]
     stages_s = ", ".join(f"{k} {v['fps']:.2f} fps" for k, v in report["stages"].items())
     if not stages_s:

@@ -10,19 +10,14 @@ import numpy as np
 from prefect import task
 
 from restora import media, progress, telemetry
-from restora.errors import InputError
 from restora.report import AssetRef
 from restora.storage import asset_id_for
 from tasks import _runtime
 
 
 def resolve_input(uri: str) -> Path:
-    """Local path of an input given as a path or ``file://`` URI."""
-    if uri.startswith("file://"):
-        return Path(uri[len("file://") :])
-    if "://" in uri:
-        raise InputError(f"unsupported input URI scheme: {uri.split('://')[0]}:// (use a path or file://)")
-    return Path(uri)
+    """Local path of an input (``s3://`` inputs are downloaded to the cache)."""
+    return _runtime.fetch_input(uri)
 
 
 @task(name="ingest", tags=["io"], **_runtime.RETRY)
