@@ -19,19 +19,32 @@ pytestmark = [pytest.mark.s3, pytest.mark.slow, pytest.mark.usefixtures("prefect
 
 
 def test_flow_s3_in_s3_out(s3_endpoint: str, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in {"S3_ENDPOINT": s3_endpoint, "ACCESS_KEY": ACCESS, "SECRET_KEY": SECRET, "REGION": "us-east-1",
-                 "CACHE_DIR": str(tmp_path / "cache")}.items():
+    for k, v in {
+        "S3_ENDPOINT": s3_endpoint,
+        "ACCESS_KEY": ACCESS,
+        "SECRET_KEY": SECRET,
+        "REGION": "us-east-1",
+        "CACHE_DIR": str(tmp_path / "cache"),
+    }.items():
         monkeypatch.setenv(f"RESTORA_STORAGE__{k}", v)
-    s = StorageSettings.model_validate({"s3_endpoint": s3_endpoint, "access_key": ACCESS, "secret_key": SECRET,
-                                        "region": "us-east-1", "cache_dir": tmp_path / "c2"})
+    s = StorageSettings.model_validate(
+        {
+            "s3_endpoint": s3_endpoint,
+            "access_key": ACCESS,
+            "secret_key": SECRET,
+            "region": "us-east-1",
+            "cache_dir": tmp_path / "c2",
+        }
+    )
     stores = {}
     for bucket in ("ingest", "masters", "assets"):
         stores[bucket] = S3Store.from_settings(s.model_copy(update={"bucket": bucket}))
         stores[bucket].ensure_bucket()
     src = data / "video/misc/realshort.mp4"
     stores["ingest"].put_file("incoming/realshort.mp4", src)
-    result = run(RestoreSpec(input="s3://ingest/incoming/realshort.mp4", output="s3://masters/realshort_x2.mp4",
-                             scale=2))
+    result = run(
+        RestoreSpec(input="s3://ingest/incoming/realshort.mp4", output="s3://masters/realshort_x2.mp4", scale=2)
+    )
     assert result["output"] == "s3://masters/realshort_x2.mp4"
     masters = stores["masters"]
     assert masters.list("") == ["realshort_x2.mp4", "realshort_x2.mp4.report.json", "realshort_x2.mp4.spans.jsonl"]
