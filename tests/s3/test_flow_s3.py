@@ -52,7 +52,7 @@ def test_flow_s3_in_s3_out(s3_endpoint: str, data: Path, tmp_path: Path, monkeyp
     assert any("/chunks/" in k for k in stores["assets"].list("assets/"))
     url = masters.presigned_get("realshort_x2.mp4")
     out = tmp_path / "dl.mp4"
-    with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - a 127.0.0.1 test URL
+    with urllib.request.urlopen(url, timeout=30) as r:
         out.write_bytes(r.read())
     info = media.probe(out)
     assert (info.video.width, info.video.height, info.video.frames) == (640, 480, 36)
