@@ -6,6 +6,7 @@
     restora compare SOURCE RESTORED -o still.png
     restora trace RUN_DIR|SPANS_FILE
     restora triton serve|up|down|status
+    restora ingest-listener [--host 127.0.0.1] [--port 8080]
 
 ``restore`` runs the Prefect flow ``restore-video`` (``flows/restore_video.py``), imported only
 when the command runs, so this module itself has no Prefect import. Errors print one line and
@@ -203,6 +204,20 @@ def cmd_trace(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ingest_listener(a: argparse.Namespace) -> int:
+    _quiet_prefect(a.verbose)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from flows.on_ingest import serve_listener
+
+    try:
+        serve_listener(a.host, a.port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {a.host}:{a.port}: {exc.strerror}") from exc
+    return EXIT_OK
+
+
 def cmd_triton(a: argparse.Namespace) -> int:
     from serving import triton_server
 
@@ -249,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("trace", help="print a run's span tree with durations")
     tr.add_argument("run", help="a *.spans.jsonl file (next to the output) or a run directory")
     tr.set_defaults(func=cmd_trace)
+
+    il = sub.add_parser("ingest-listener", help="receive MinIO bucket notifications and start restore runs")
+    il.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    il.add_argument("--port", type=int, default=8080)
+    il.set_defaults(func=cmd_ingest_listener)
 
     t = sub.add_parser("triton", help="manage the local Triton server")
     t.add_argument("action", choices=("serve", "up", "down", "status"))

@@ -22,6 +22,7 @@ never the endpoint's credentials or a presigned URL.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import io
@@ -417,17 +418,30 @@ class S3Store:
 
     def list(self, prefix: str) -> list[str]:
         """Keys under the folder ``prefix`` (``""`` = everything), sorted; temporary uploads excluded."""
+        return [o.key for o in self.list_info(prefix)]
+
+    def list_info(self, prefix: str) -> builtins.list[ObjectInfo]:
+        """Like :meth:`list`, with each object's size, ETag and time (one listing, no per-object stat)."""
         rel = _checked_key(prefix.rstrip("/")) if prefix.strip("/") else ""
         parts = [p for p in (self.prefix, rel) if p]
         name_prefix = "/".join(parts) + "/" if parts else ""
         tmp = f"{self.prefix}/{TMP_DIR}/" if self.prefix else f"{TMP_DIR}/"
 
-        def run() -> list[str]:
+        def run() -> builtins.list[ObjectInfo]:
             objs = self.client.list_objects(self.bucket, prefix=name_prefix, recursive=True)
             return sorted(
-                self._key(o.object_name)
-                for o in objs
-                if o.object_name and not o.is_dir and not o.object_name.startswith(tmp)
+                (
+                    ObjectInfo(
+                        key=self._key(o.object_name),
+                        size=int(o.size or 0),
+                        etag=(o.etag or "").strip('"'),
+                        last_modified=o.last_modified,
+                        content_type=None,
+                    )
+                    for o in objs
+                    if o.object_name and not o.is_dir and not o.object_name.startswith(tmp)
+                ),
+                key=lambda o: o.key,
             )
 
         return self._call(f"list {name_prefix or '/'}", run)

@@ -130,18 +130,18 @@ class StorageSettings(BaseModel):
         return access, secret
 
 
-def _secret(value: SecretStr | None, path: Path | None, name: str) -> SecretStr | None:
+def _secret(value: SecretStr | None, path: Path | None, name: str, section: str = "storage") -> SecretStr | None:
     """A secret from its value or its file (never both); the error names the file, never its content."""
     if path is None:
         return value
     if value is not None:
-        raise ConfigError(f"set storage {name} or {name}_file, not both")
+        raise ConfigError(f"set {section} {name} or {name}_file, not both")
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read storage {name}_file {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {section} {name}_file {path}: {exc.strerror}") from exc
     if not text:
-        raise ConfigError(f"storage {name}_file {path} is empty")
+        raise ConfigError(f"{section} {name}_file {path} is empty")
     return SecretStr(text)
 
 
@@ -191,6 +191,7 @@ class IngestRule(BaseModel):
         pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$",
         description="default: storage.bucket",
     )
+    scale: Literal[1, 2, 4] = Field(2, description="upscaling factor of the restore run")
 
 
 class IngestSettings(BaseModel):
@@ -199,6 +200,17 @@ class IngestSettings(BaseModel):
     rules: list[IngestRule] = Field(default_factory=list, max_length=256, description="preset selection rules")
     seen_key: str = Field("ingest/seen.json", description="store key of the processed-events set")
     seen_max: int = Field(10000, ge=10, le=1_000_000, description="processed events remembered for dedupe")
+    watermark_key: str = Field("ingest/watermarks.json", description="store key of the polling watermarks")
+    deployment: str = Field(
+        "restore-video/restore-video", description="Prefect deployment ('flow/deployment') that restores new objects"
+    )
+    webhook_token: SecretStr | None = Field(None, description="bearer token MinIO must send (prefer the _file variant)")
+    webhook_token_file: Path | None = Field(None, description="file holding the webhook bearer token")
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="largest notification body accepted")
+
+    def token(self) -> SecretStr | None:
+        """The webhook bearer token (read from its file now), or None when the listener is open."""
+        return _secret(self.webhook_token, self.webhook_token_file, "webhook_token", section="ingest")
 
 
 class Settings(BaseSettings):

@@ -166,11 +166,19 @@ def route_trace_to_file(span: Span, path: Path) -> None:
     """Export every span of ``span``'s trace: to ``path`` (JSON lines), and over OTLP/HTTP when the
     standard ``OTEL_EXPORTER_OTLP_*ENDPOINT`` variables are set now."""
     setup()
-    assert _router is not None and _otlp is not None
-    tid = span.get_span_context().trace_id
-    _router.route(tid, path)
+    assert _router is not None
+    _router.route(span.get_span_context().trace_id, path)
+    route_trace_to_otlp(span)
+
+
+def route_trace_to_otlp(span: Span) -> bool:
+    """Export every span of ``span``'s trace over OTLP/HTTP if the standard variables are set now (True if so)."""
+    setup()
+    assert _otlp is not None
     if endpoint := otlp_traces_endpoint():
-        _otlp.route(tid, endpoint)
+        _otlp.route(span.get_span_context().trace_id, endpoint)
+        return True
+    return False
 
 
 def unroute(span: Span) -> None:

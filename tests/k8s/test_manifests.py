@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -662,3 +663,27 @@ def test_base_job_template_passes_the_kubernetes_workers_manifest_check() -> Non
         assert [op["path"] for op in patch if op["op"] == "replace"] == [], name
     quirks = flow_run_job.load_base_job_template()["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
     assert all(quirks[field] == 1 for field in flow_run_job.PREFECT_POD_SPEC_QUIRKS)
+
+
+def test_ingest_listener_matches_cli_rules_and_deployment() -> None:
+    """The listener's command parses with the real CLI, its rules are valid settings, its deployment exists."""
+    from restora.cli import build_parser
+    from restora.settings import IngestSettings
+
+    for overlay in OVERLAYS:
+        docs = render(overlay)
+        c = container_by_name(find(docs, "Deployment", "ingest-listener"), "ingest-listener")
+        args = build_parser().parse_args(c["command"][1:])
+        assert (args.command, args.host) == ("ingest-listener", "0.0.0.0")
+        assert args.port == c["ports"][0]["containerPort"]
+        env = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "restora-env")["data"]
+        rules = IngestSettings.model_validate({"rules": json.loads(env["RESTORA_INGEST__RULES"])}).rules
+        assert rules and all(r.output_bucket and r.output_bucket != r.bucket for r in rules)
+        names = {e["name"] for e in c["env"]}
+        assert "RESTORA_INGEST__RULES" in names and "RESTORA_INGEST__WEBHOOK_TOKEN_FILE" in names
+        assert not names & {"RESTORA_STORAGE__ACCESS_KEY_FILE", "RESTORA_STORAGE__SECRET_KEY_FILE"}, "no S3 access"
+    raw = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
+    from flows.restore_video import restore_video
+
+    [name] = [d["name"] for d in raw["deployments"] if d["entrypoint"].endswith(":restore_video")]
+    assert IngestSettings().deployment == f"{restore_video.name}/{name}"

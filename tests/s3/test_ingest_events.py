@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from restora.errors import InputError, StorageError
-from restora.ingest_events import ObjectCreated, SeenEvents, parse_event, select_rule
+from restora.errors import ConfigError, InputError, StorageError, TransientServiceError
+from restora.ingest_events import (
+    IngestDispatcher,
+    ObjectCreated,
+    SeenEvents,
+    Watermarks,
+    output_uri,
+    parse_event,
+    plan_spec,
+    poll_new,
+    select_rule,
+)
 from restora.s3 import S3Store
 from restora.settings import IngestRule, get_settings
+from restora.spec import RestoreSpec
 from restora.storage import LocalStore
 
 pytestmark = pytest.mark.s3
@@ -160,3 +172,99 @@ def test_corrupt_dedupe_set(tmp_path: Any) -> None:
     store.put_bytes("ingest/seen.json", b'{"not": "a list"}')
     with pytest.raises(StorageError, match="corrupt"):
         SeenEvents(store).add_new([])
+
+
+def _ev(key: str, etag: str = "e1", bucket: str = "ingest") -> ObjectCreated:
+    return ObjectCreated(bucket, key, etag, 10, "s3:ObjectCreated:Put")
+
+
+@pytest.mark.parametrize(
+    ("key", "rule", "uri"),
+    [("incoming/show/ep1.mp4",
+      IngestRule(bucket="ingest", prefix="incoming/", preset="fidelity", output_bucket="masters"),
+      "s3://masters/fidelity/show/ep1.x2.mp4"),
+     ("tape 7.MXF", IngestRule(bucket="ingest", preset="forensic", scale=4, output_bucket="masters"),
+      "s3://masters/forensic/tape 7.x4.mkv"),
+     ("in/a.mov", IngestRule(bucket="ingest", prefix="in/", preset="fidelity", scale=1),
+      "s3://assets/fidelity/a.x1.mov")],
+    ids=["keeps-folders", "mxf-to-mkv", "default-bucket"],
+)  # fmt: skip
+def test_output_uri(key: str, rule: IngestRule, uri: str) -> None:
+    assert output_uri(_ev(key), rule, "assets") == uri
+
+
+def test_output_under_own_prefix_refused() -> None:
+    rule = IngestRule(bucket="ingest", prefix="", preset="fidelity", output_bucket="ingest")
+    with pytest.raises(ConfigError, match="own prefix"):
+        output_uri(_ev("a.mp4"), rule, "assets")
+
+
+def test_plan_spec() -> None:
+    rule = IngestRule(bucket="ingest", prefix="incoming/", preset="forensic", scale=4, output_bucket="masters")
+    spec = plan_spec(_ev("incoming/a.mp4"), rule, "assets")
+    assert (spec.input, spec.output, spec.preset, spec.scale) == (
+        "s3://ingest/incoming/a.mp4",
+        "s3://masters/forensic/a.x4.mp4",
+        "forensic",
+        4,
+    )
+    with pytest.raises(ValueError, match="preset"):  # "denoise" names a stage, not a preset
+        plan_spec(_ev("incoming/a.mp4"), RULES[1], "assets")
+
+
+class FakeStarter:
+    """Records start calls; fails while ``down`` (like an unreachable Prefect API)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.down = False
+
+    def __call__(self, spec: RestoreSpec, key: str) -> str:
+        if self.down:
+            raise TransientServiceError("Prefect API unreachable: ConnectError")
+        self.calls.append((spec.input, key))
+        return f"run-{len(self.calls)}"
+
+
+def test_dispatcher(tmp_path: Any) -> None:
+    rules = [IngestRule(bucket="ingest", prefix="incoming/", preset="fidelity", output_bucket="masters")]
+    start = FakeStarter()
+    d = IngestDispatcher(SeenEvents(LocalStore(tmp_path)), rules, "assets", start)
+    a, b = _ev("incoming/a.mp4"), _ev("incoming/b.mp4")
+    r = d.dispatch([a, a, b, _ev("elsewhere/c.mp4")])
+    assert [s["run_id"] for s in r.started] == ["run-1", "run-2"]
+    assert r.started[0]["output"] == "s3://masters/fidelity/a.x2.mp4"
+    assert r.duplicates == [a.identity] and r.unmatched == ["ingest/elsewhere/c.mp4@e1"]
+    assert start.calls == [("s3://ingest/incoming/a.mp4", a.identity), ("s3://ingest/incoming/b.mp4", b.identity)]
+    assert d.dispatch([a, b]).started == [], "seen: nothing new"
+    # the orchestrator is down: nothing recorded, so the redelivered event starts its run later
+    c = _ev("incoming/c.mp4")
+    start.down = True
+    with pytest.raises(TransientServiceError):
+        d.dispatch([c])
+    start.down = False
+    assert [s["identity"] for s in d.dispatch([c]).started] == [c.identity]
+
+
+def test_poll_new_since_watermark(s3_store: S3Store) -> None:
+    rule = IngestRule(bucket=s3_store.bucket, prefix="incoming/", preset="fidelity", output_bucket="masters")
+    for k in ("incoming/a.mp4", "incoming/sub/b.mov", "other/c.mp4"):
+        s3_store.put_bytes(k, k.encode())
+    events, mark = poll_new(s3_store, rule, None)
+    assert [e.key for e in events] == ["incoming/a.mp4", "incoming/sub/b.mov"]
+    assert events[0].etag == s3_store.stat("incoming/a.mp4").etag and events[0].size == len(b"incoming/a.mp4")
+    assert mark is not None and mark == max(s3_store.stat(e.key).last_modified for e in events)  # type: ignore[type-var]
+    later = mark + timedelta(hours=2)
+    assert poll_new(s3_store, rule, later) == ([], later), "nothing modified since the watermark (2 h > lookback)"
+    assert len(poll_new(s3_store, rule, later, lookback=timedelta(hours=3))[0]) == 2, "lookback widens the window"
+
+
+def test_watermarks_round_trip(tmp_path: Any) -> None:
+    marks = Watermarks(LocalStore(tmp_path))
+    assert marks.load() == {}
+    t = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    marks.save({"ingest/incoming/": t})
+    assert Watermarks(LocalStore(tmp_path)).load() == {"ingest/incoming/": t}
+    LocalStore(tmp_path).put_bytes("ingest/watermarks.json", b'["x"]')
+    with pytest.raises(StorageError, match="corrupt watermarks"):
+        marks.load()
