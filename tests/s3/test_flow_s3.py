@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from flows.restore_video import run
-from restora import media
+from restora import media, progress
+from restora.errors import TransientServiceError
 from restora.s3 import S3Store
 from restora.settings import StorageSettings
 from restora.spec import RestoreSpec
-from tests.s3.conftest import ACCESS, SECRET
+from tests.s3.conftest import ACCESS, SECRET, free_port
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -62,3 +66,83 @@ def test_flow_s3_in_s3_out(s3_endpoint: str, data: Path, tmp_path: Path, monkeyp
         assert SECRET.encode() not in blob and ACCESS.encode() not in blob
     report = json.loads(masters.get_bytes("realshort_x2.mp4.report.json"))
     assert report["output"]["uri"] == "s3://masters/realshort_x2.mp4"
+
+
+def test_s3_outage_mid_run_retries_and_completes(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop the S3 endpoint for a few seconds after the first chunk: the chunk tasks that hit the
+    dead endpoint fail with a transient error and retry with backoff, the run completes, and the
+    output prefix never holds anything but the finished output and its report."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for k, v in {"S3_ENDPOINT": endpoint, "ACCESS_KEY": ACCESS, "SECRET_KEY": SECRET, "REGION": "us-east-1",
+                 "CACHE_DIR": str(tmp_path / "cache"), "RETRIES": "0", "TIMEOUT_S": "5",
+                 "BUCKET": "assets-outage"}.items():  # fmt: skip
+        monkeypatch.setenv(f"RESTORA_STORAGE__{k}", v)
+    base = StorageSettings.model_validate(
+        {"s3_endpoint": endpoint, "access_key": ACCESS, "secret_key": SECRET, "region": "us-east-1",
+         "cache_dir": tmp_path / "c2", "retries": 0}
+    )  # fmt: skip
+    buckets = ("ingest", "masters-outage", "assets-outage")
+    stores = {b: S3Store.from_settings(base.model_copy(update={"bucket": b})) for b in buckets}
+    for s in stores.values():
+        s.ensure_bucket()
+    src = data / "video/misc/realshort.mp4"
+    stores["ingest"].put_file("outage/realshort.mp4", src)
+    first_chunk_done = threading.Event()
+    stop_listening = progress.listen(lambda done, total: first_chunk_done.set() if done >= 4 else None)
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            result.update(
+                run(
+                    RestoreSpec(
+                        input="s3://ingest/outage/realshort.mp4",
+                        output="s3://masters-outage/realshort_x2.mp4",
+                        scale=2,
+                        chunk_frames=4,
+                    )
+                )
+            )
+        except BaseException as exc:  # reported below
+            result["error"] = exc
+
+    t = threading.Thread(target=work)
+    t.start()
+    try:
+        assert first_chunk_done.wait(240), "no chunk finished"
+        server.stop()  # moto keeps its objects in this process: a restarted server has them all
+        time.sleep(4)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        deadline = time.monotonic() + 30
+        while True:  # the restarted server accepts connections a moment after start()
+            try:
+                published = stores["masters-outage"].list("")
+                break
+            except TransientServiceError:
+                assert time.monotonic() < deadline, "moto did not come back"
+                time.sleep(0.2)
+        assert published == [], "published before the run finished"
+        t.join(600)
+        check_outage_run(result, stores["masters-outage"], src, tmp_path)
+    finally:
+        stop_listening()
+        server.stop()
+
+
+def check_outage_run(result: dict[str, object], masters: S3Store, src: Path, tmp_path: Path) -> None:
+    assert "error" not in result, result.get("error")
+    raw = sorted(o.object_name for o in masters.client.list_objects("masters-outage", recursive=True))
+    assert raw == ["realshort_x2.mp4", "realshort_x2.mp4.report.json", "realshort_x2.mp4.spans.jsonl"]
+    out = tmp_path / "out.mp4"
+    masters.get_file("realshort_x2.mp4", out)
+    assert media.probe(out).video.frames == 36
+    assert media.stream_packet_digest(out, "audio") == media.stream_packet_digest(src, "audio")
+    spans = [json.loads(x) for x in masters.get_bytes("realshort_x2.mp4.spans.jsonl").splitlines()]
+    failed = [s for s in spans if s["name"].startswith("task.") and s["status"] == "ERROR"]
+    assert failed, "no task met the outage"
+    assert all("TransientServiceError" in (s["status_message"] or "") for s in failed), failed
+    assert result["reused_chunks"] == 0 and result["chunks"] == 9
