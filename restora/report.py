@@ -81,6 +81,7 @@ def build_report(
             "uri": spec.input,
             "sha256": asset.sha256,
             "asset_id": asset.asset_id,
+            "source_key": asset.source_key,
             "probe": asset.info.model_dump(),
         },
         "output": {"uri": spec.output, "probe": output_info.model_dump(), "packets": packets},
@@ -89,7 +90,16 @@ def build_report(
         "shots": sorted(shots.values(), key=lambda s: s["shot"]),
         "fades": fades,
         "chunks": [
-            {"shot": c.chunk.shot, "chunk": c.chunk.chunk, "frames": c.frames, "reused": c.reused} for c in chunks
+            {
+                "shot": c.chunk.shot,
+                "chunk": c.chunk.chunk,
+                "start": c.chunk.start,
+                "stop": c.chunk.stop,
+                "frames": c.frames,
+                "reused": c.reused,
+                "key": c.key,
+            }
+            for c in chunks
         ],
         "stages": per_stage,
         "timings_s": {
@@ -101,5 +111,6 @@ def build_report(
             "stages": stages,
             "synthesized_pixels": any(bool(s.get("synthesizes")) for s in stages),
             "encode": {"crf": spec.crf, "x264_preset": spec.x264_preset},
+            "spec": [st.model_dump() for st in spec.resolved_stages()],
         },
     }

@@ -14,13 +14,25 @@ Preset = Literal["fidelity", "forensic", "broadcast", "archival-film"]
 
 
 class StageSpec(BaseModel):
-    """One restoration stage: ``type`` picks the registered class, ``options`` its parameters."""
+    """One restoration stage: ``type`` picks the registered class, ``options`` its parameters.
+
+    ``shots`` overrides options for single shots (shot index -> options merged over ``options``),
+    e.g. ``{"type": "sr", "options": {"strength": 1.0}, "shots": {"3": {"strength": 0.5}}}`` to
+    restore shot 3 more gently. A chunk's cache key holds only the options effective for its
+    shot, so changing one shot's override re-renders that shot's chunks and reuses the others.
+    """
 
     type: str
     options: dict[str, Any] = Field(default_factory=dict)
+    shots: dict[int, dict[str, Any]] = Field(default_factory=dict, description="per-shot option overrides")
+
+    def for_shot(self, shot: int | None) -> StageSpec:
+        """This stage with the options effective for ``shot`` (None: the base options)."""
+        extra = self.shots.get(shot, {}) if shot is not None else {}
+        return StageSpec(type=self.type, options={**self.options, **extra})
 
     def key(self) -> str:
-        """Stable text of this stage for cache keys."""
+        """Stable text of this stage's base options for cache keys (use :meth:`for_shot` first for a chunk)."""
         return f"{self.type}:{json.dumps(self.options, sort_keys=True)}"
 
 
@@ -49,13 +61,21 @@ class RestoreSpec(BaseModel):
                     raise ConfigError(f"sr stage scale {s.options['scale']} differs from --scale {self.scale}")
         if self.scale == 1 and sr:
             raise ConfigError("an sr stage needs --scale 2 or 4")
+        for s in stages:
+            if s.type == "sr" and any("scale" in o for o in s.shots.values()):
+                raise ConfigError("the sr scale is the run's --scale: it cannot change per shot")
         return stages
 
-    def digest(self) -> str:
-        """Hash of everything that changes the pixels of the output (stage list, scale, encoding)."""
+    def stages_for(self, shot: int | None) -> list[StageSpec]:
+        """The resolved stages with the options effective for ``shot`` (per-shot overrides applied)."""
+        return [s.for_shot(shot) for s in self.resolved_stages()]
+
+    def digest(self, shot: int | None = None) -> str:
+        """Hash of everything that changes the pixels of ``shot``'s chunks (stages with the options
+        effective for that shot, scale, encoding); ``shot=None`` hashes the base options."""
         payload = json.dumps(
             {
-                "stages": [s.key() for s in self.resolved_stages()],
+                "stages": [s.key() for s in self.stages_for(shot)],
                 "scale": self.scale,
                 "crf": self.crf,
                 "x264_preset": self.x264_preset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -17,19 +18,18 @@ from tasks import _runtime
 from tasks.shots import load_index
 
 
-def build_stages(spec: RestoreSpec) -> list[Stage]:
-    """Instantiate the run's stages on the configured backend."""
+def build_stages(spec: RestoreSpec, shot: int | None = None) -> list[Stage]:
+    """Instantiate the run's stages (with ``shot``'s option overrides) on the configured backend."""
     s = _runtime.settings()
     ctx = StageContext(backend=_runtime.backend(s), tile=s.models.tile)
-    return [build_stage(st.type, dict(st.options), ctx) for st in spec.resolved_stages()]
+    return [build_stage(st.type, dict(st.options), ctx) for st in spec.stages_for(shot)]
 
 
 def chunk_key(asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[Stage]) -> str:
-    """Cache key of a restored chunk: asset, frame range, stage spec, model versions, encoding."""
+    """Cache key of a restored chunk: asset, frame range, the stages with the options effective for
+    the chunk's shot, model versions, encoding. Layout: ``assets/<id>/chunks/<digest>/<start>-<stop>.mov``."""
     versions = "-".join(f"{d.get('model', '')}@{d.get('model_version', '')}" for d in (s.describe() for s in stages))
-    import hashlib
-
-    digest = hashlib.sha256(f"{spec.digest()}|{versions}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{spec.digest(chunk.shot)}|{versions}".encode()).hexdigest()[:16]
     return f"assets/{asset.asset_id}/chunks/{digest}/{chunk.start:08d}-{chunk.stop:08d}.mov"
 
 
@@ -47,7 +47,7 @@ def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: d
         if chunk.planned_at is not None:
             telemetry.metrics().queue_wait.record(max(0.0, time.time() - chunk.planned_at))
         st = _runtime.store()
-        stages = build_stages(spec)
+        stages = build_stages(spec, chunk.shot)
         key = chunk_key(asset, spec, chunk, stages)
         if st.exists(key):
             sp.set_attribute("restora.reused", True)

@@ -11,10 +11,12 @@ import pytest
 from PIL import Image
 
 from flows.restore_video import restore_video, run
-from restora import media
+from restora import manifest, media
 from restora.color import rgb_to_y
 from restora.metrics import crop_border, psnr
-from restora.spec import RestoreSpec
+from restora.settings import get_settings
+from restora.spec import RestoreSpec, StageSpec
+from restora.storage import LocalStore
 from tests.conftest import cut_frames, make_clip
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -90,6 +92,43 @@ def test_rerun_reuses_chunks_and_is_identical(tmp_path: Path) -> None:
         fa = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
         fb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
     assert len(fa) == 30 and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
+
+
+def test_changing_one_shots_parameter_rerenders_only_that_shot(tmp_path: Path) -> None:
+    """A per-shot override invalidates exactly the chunks of that shot; the others are reused as stored."""
+    src = make_clip(tmp_path / "cuts.mp4", cut_frames(36, [12, 24], h=48, w=64), audio_seconds=1.2)
+    sr = StageSpec(type="sr", options={"strength": 1.0})
+    base = RestoreSpec(input=str(src), output=str(tmp_path / "a.mkv"), scale=2, chunk_frames=8, stages=[sr])
+    tuned_sr = sr.model_copy(update={"shots": {1: {"strength": 0.3}}})
+    tuned = base.model_copy(update={"output": str(tmp_path / "b.mkv"), "stages": [tuned_sr]})
+    r1, r2 = run(base), run(tuned)
+    report = json.loads(Path(r2["report"]).read_text())
+    by_shot = {(c["shot"], c["reused"]) for c in report["chunks"]}
+    assert r1["chunks"] == r2["chunks"] == 6  # 3 shots of 12 frames, 2 chunks each
+    assert by_shot == {(0, True), (1, False), (2, True)}, by_shot
+    with av.open(r1["output"]) as a, av.open(r2["output"]) as b:
+        fa = [f.to_ndarray(format="rgb24") for f in a.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24") for f in b.decode(video=0)]
+    same = [bool(np.array_equal(x, y)) for x, y in zip(fa, fb, strict=True)]
+    assert same == [True] * 12 + [False] * 12 + [True] * 12
+    # the asset's manifest lists both outputs, how each was produced, and chunks that exist
+    store = LocalStore(get_settings().storage.root)
+    doc = manifest.load(store, report["input"]["asset_id"])
+    assert doc is not None and doc["sha256"] == report["input"]["sha256"]
+    assert store.exists(doc["source"]["key"])
+    a, b = doc["outputs"]
+    assert (a["uri"], b["uri"]) == (r1["output"], r2["output"]) and a["run_id"] == r1["run_id"]
+    assert b["stages"] == [{"type": "sr", "options": {"strength": 1.0, "scale": 2}, "shots": {"1": {"strength": 0.3}}}]
+    assert b["models"] == [{"type": "sr", "model": "sr_x2", "model_version": "1", "backend": "onnxruntime"}]
+    assert all(store.exists(c["key"]) for c in a["chunks"] + b["chunks"])
+    assert [c["key"] == d["key"] for c, d in zip(a["chunks"], b["chunks"], strict=True)] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
 
 
 def test_restored_clip_beats_bicubic_against_ground_truth(data: Path, tmp_path: Path) -> None:

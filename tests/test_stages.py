@@ -97,3 +97,30 @@ def test_tiled_inference_seams_invisible(local: LocalOnnx, data: Path) -> None:
     tiled = infer_images(local, "sr_x2", img, tile=96, overlap=16)
     assert tiled.shape == whole.shape
     assert psnr(np.clip(tiled, 0, 1), np.clip(whole, 0, 1)) >= 50.0
+
+
+def test_sr_strength_blends_towards_bicubic(local: LocalOnnx, data: Path) -> None:
+    lr = np.asarray(Image.open(data / "images/Set5/LR_bicubic/X2/birdx2.png").convert("RGB"))[None]
+    ctx = StageContext(backend=local)
+    full, half, none = (build_stage("sr", {"scale": 2, "strength": k}, ctx).process(lr)[0] for k in (1.0, 0.5, 0.0))
+    bic = np.asarray(Image.fromarray(lr[0]).resize((full.shape[1], full.shape[0]), Image.Resampling.BICUBIC))
+    d_full, d_half, d_none = (psnr_y(x, bic, 2) for x in (full, half, none))
+    assert d_full < d_half < d_none, (d_full, d_half, d_none)
+    assert d_none > 45.0  # strength 0 is bicubic luma (PIL's filter, rounding aside)
+    assert build_stage("sr", {"scale": 2, "strength": 0.5}, ctx).describe()["strength"] == 0.5
+    for bad in (-0.1, 1.5, "1", True):
+        with pytest.raises(ConfigError, match="strength"):
+            build_stage("sr", {"scale": 2, "strength": bad}, ctx)
+
+
+def test_per_shot_overrides_change_only_that_shots_digest() -> None:
+    base = RestoreSpec(input="a.mp4", output="b.mp4", stages=[StageSpec(type="sr", options={"strength": 1.0})])
+    tuned = base.model_copy(
+        update={"stages": [StageSpec(type="sr", options={"strength": 1.0}, shots={1: {"strength": 0.5}})]}
+    )
+    assert tuned.digest(0) == base.digest(0) == base.digest(1) == tuned.digest(2)
+    assert tuned.digest(1) != base.digest(1)
+    assert [s.options for s in tuned.stages_for(1)] == [{"strength": 0.5, "scale": 2}]
+    assert StageSpec.model_validate({"type": "sr", "shots": {"3": {"strength": 0.2}}}).shots == {3: {"strength": 0.2}}
+    with pytest.raises(ConfigError, match="per shot"):
+        RestoreSpec(input="a", output="b", stages=[StageSpec(type="sr", shots={0: {"scale": 4}})]).resolved_stages()

@@ -31,11 +31,15 @@ class SuperResolution(Stage):
 
     type: ClassVar[str] = "sr"
 
-    def __init__(self, ctx: StageContext, scale: int = 2, model: str | None = None) -> None:
+    def __init__(self, ctx: StageContext, scale: int = 2, model: str | None = None, strength: float = 1.0) -> None:
+        """``strength`` blends the restored luma with plain bicubic: 0 = bicubic, 1 = the model (default);
+        an archivist's per-shot control for footage where the model's detail is unwelcome."""
         super().__init__(ctx)
         if scale not in (2, 4):
             raise ConfigError(f"sr scale must be 2 or 4, not {scale}")
-        self.scale = scale
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+            raise ConfigError(f"sr strength must be a number in [0, 1], not {strength!r}")
+        self.scale, self.strength = scale, float(strength)
         self.model = model or f"sr_x{scale}"
         info = ctx.backend.model_info(self.model)
         if info.scale != scale or info.channels != 1:
@@ -50,8 +54,14 @@ class SuperResolution(Stage):
             self.ctx.backend, self.model or "", ycc[..., 0][:, None], tile=self.ctx.tile, overlap=self.ctx.overlap
         )[:, 0]
         out = np.empty((t, h * s, w * s, 3), dtype=np.float32)
-        out[..., 0] = np.clip(y, 0.0, 1.0)
         for i in range(t):
             for c in (1, 2):
                 out[i, ..., c] = resize_plane(ycc[i, ..., c], w * s, h * s)
+            if self.strength < 1.0:
+                base = resize_plane(ycc[i, ..., 0], w * s, h * s)
+                y[i] = base + self.strength * (y[i] - base)
+        out[..., 0] = np.clip(y, 0.0, 1.0)
         return to_uint8(ycbcr_to_rgb(out))
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "strength": self.strength}

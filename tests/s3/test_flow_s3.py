@@ -12,7 +12,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from flows.restore_video import run
-from restora import media, progress
+from restora import manifest, media, progress
 from restora.errors import TransientServiceError
 from restora.s3 import S3Store
 from restora.settings import StorageSettings
@@ -66,6 +66,11 @@ def test_flow_s3_in_s3_out(s3_endpoint: str, data: Path, tmp_path: Path, monkeyp
         assert SECRET.encode() not in blob and ACCESS.encode() not in blob
     report = json.loads(masters.get_bytes("realshort_x2.mp4.report.json"))
     assert report["output"]["uri"] == "s3://masters/realshort_x2.mp4"
+    doc = manifest.load(stores["assets"], report["input"]["asset_id"])
+    assert doc is not None and [o["uri"] for o in doc["outputs"]] == ["s3://masters/realshort_x2.mp4"]
+    assert all(stores["assets"].exists(c["key"]) for c in doc["outputs"][0]["chunks"])
+    blob = stores["assets"].get_bytes(manifest.manifest_key(report["input"]["asset_id"]))
+    assert SECRET.encode() not in blob and ACCESS.encode() not in blob
 
 
 def test_s3_outage_mid_run_retries_and_completes(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
