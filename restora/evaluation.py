@@ -29,10 +29,11 @@ def _rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def evaluate_sr_set5(backend: InferenceBackend, scale: int, data: Path) -> dict[str, Any]:
-    """Per-image and mean PSNR-Y of ``sr_x{scale}`` and of bicubic (PIL) on Set5's MATLAB-bicubic LR images."""
+def evaluate_sr_set5(backend: InferenceBackend, scale: int, data: Path, model: str | None = None) -> dict[str, Any]:
+    """Per-image and mean PSNR-Y of ``model`` (default ``sr_x{scale}``) and of bicubic (PIL) on
+    Set5's MATLAB-bicubic LR images."""
     base = data / "images" / "Set5"
-    stage = SuperResolution(StageContext(backend=backend), scale=scale)
+    stage = SuperResolution(StageContext(backend=backend), scale=scale, model=model)
     rows = []
     for hr_p in sorted((base / "HR").glob("*.png")):
         lr = _rgb(base / f"LR_bicubic/X{scale}/{hr_p.stem}x{scale}.png")

@@ -5,22 +5,50 @@ Fixed operators (``add_noise(img, sigma)``) are separate from random ones
 never the global RNG (reproducible recipes).
 
 Images are ``(H, W, 3)`` uint8 RGB unless stated otherwise.
+
+Operators:
+
+* blur: :func:`gaussian_blur` (isotropic), :func:`anisotropic_gaussian_kernel`,
+  :func:`motion_kernel`, applied with :func:`apply_kernel`;
+* resize: :func:`resize` (bicubic / area / bilinear), :func:`downscale`;
+* noise: :func:`add_noise` (Gaussian), :func:`add_poisson_noise` (shot noise);
+* compression: :func:`jpeg`, and :func:`video_compress` — real H.264 / HEVC through PyAV
+  (libx264 / libx265) at a chosen CRF or bitrate, the source of the mosquito noise and
+  macroblocking the deblock model learns to remove;
+* :func:`second_order_degradation` — two rounds of blur, resize, noise and compression in
+  random order and strength, as in Real-ESRGAN (Wang et al. 2021).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Literal
 
+import av
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
 U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+ResizeMethod = Literal["bicubic", "area", "bilinear"]
+_PIL_RESIZE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "area": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+}
 
 
 def bicubic_resize(img: U8, width: int, height: int) -> U8:
     """Antialiased bicubic resize (PIL, a = -0.5, close to MATLAB ``imresize``)."""
     return np.asarray(Image.fromarray(img).resize((width, height), Image.Resampling.BICUBIC))
+
+
+def resize(img: U8, width: int, height: int, method: ResizeMethod = "bicubic") -> U8:
+    """Antialiased resize with ``method`` (``area`` = box filter: the mean of the covered pixels)."""
+    return np.asarray(Image.fromarray(img).resize((width, height), _PIL_RESIZE[method]))
 
 
 def downscale(img: U8, scale: int) -> U8:
@@ -38,6 +66,58 @@ def gaussian_blur(img: U8, sigma: float) -> U8:
     return np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(radius=sigma)))
 
 
+def anisotropic_gaussian_kernel(sigma_x: float, sigma_y: float, theta: float, size: int = 21) -> F32:
+    """``(size, size)`` float32 Gaussian kernel with axes ``sigma_x``/``sigma_y`` pixels rotated by
+    ``theta`` radians, summing to 1 (``size`` odd)."""
+    if size % 2 == 0 or sigma_x <= 0 or sigma_y <= 0:
+        raise ValueError("size must be odd and sigmas positive")
+    r = size // 2
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
+    c, s_ = np.cos(theta), np.sin(theta)
+    u, v = c * xx + s_ * yy, -s_ * xx + c * yy
+    k = np.exp(-0.5 * ((u / sigma_x) ** 2 + (v / sigma_y) ** 2))
+    return (k / k.sum()).astype(np.float32)
+
+
+def motion_kernel(length: float, angle: float, size: int = 21) -> F32:
+    """``(size, size)`` float32 linear motion-blur kernel: a line of ``length`` pixels at ``angle``
+    radians through the centre (sub-pixel sampled), summing to 1."""
+    if size % 2 == 0 or length <= 0:
+        raise ValueError("size must be odd and length positive")
+    k = np.zeros((size, size), dtype=np.float64)
+    r = size // 2
+    for t in np.linspace(-length / 2, length / 2, max(2, int(np.ceil(length * 4)))):
+        x, y = r + t * np.cos(angle), r + t * np.sin(angle)
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            for dx, wx in ((0, 1 - fx), (1, fx)):
+                if 0 <= y0 + dy < size and 0 <= x0 + dx < size:
+                    k[y0 + dy, x0 + dx] += wy * wx
+    return (k / k.sum()).astype(np.float32)
+
+
+def apply_kernel(img: U8, kernel: F32) -> U8:
+    """Convolve each channel with ``kernel`` (reflect padding, FFT), rounded back to uint8."""
+    kh, kw = kernel.shape
+    ph, pw = kh // 2, kw // 2
+    h, w = img.shape[:2]
+    x = np.pad(img.astype(np.float32), ((ph, ph), (pw, pw), (0, 0)), mode="reflect")
+    shape = (x.shape[0] + kh - 1, x.shape[1] + kw - 1)
+    kf = np.fft.rfft2(kernel, shape)
+    full = np.fft.irfft2(np.fft.rfft2(x, shape, axes=(0, 1)) * kf[..., None], shape, axes=(0, 1))
+    out = full[2 * ph : 2 * ph + h, 2 * pw : 2 * pw + w]  # "same" part of the padded image, padding cut
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def add_poisson_noise(img: U8, peak: float, rng: np.random.Generator) -> U8:
+    """Shot noise: each value ``v`` becomes ``Poisson(v / 255 * peak) / peak * 255``; smaller ``peak``
+    (photons at white) is noisier, the variance grows with brightness."""
+    lam = img.astype(np.float64) / 255.0 * peak
+    noisy = rng.poisson(lam).astype(np.float64) / peak * 255.0
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
 def add_noise(img: U8, sigma: float, rng: np.random.Generator) -> U8:
     """Additive white Gaussian noise, ``sigma`` on the 8-bit scale, quantized back to uint8."""
     noisy = img.astype(np.float32) + rng.normal(0.0, sigma, img.shape).astype(np.float32)
@@ -49,6 +129,119 @@ def jpeg(img: U8, quality: int) -> U8:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=int(quality))
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def video_compress(
+    frames: Sequence[U8] | U8,
+    codec: Literal["libx264", "libx265"] = "libx264",
+    crf: float | None = 28,
+    bitrate: int | None = None,
+    preset: str = "medium",
+    rate: int = 25,
+) -> U8:
+    """Encode ``frames`` with a real video encoder (PyAV, in memory, yuv420p) and decode them back.
+
+    Args:
+        frames: ``(T, H, W, 3)`` uint8 RGB (or a list of ``(H, W, 3)``); odd sizes are edge-padded
+            for 4:2:0 and cropped back.
+        codec: ``libx264`` (H.264) or ``libx265`` (HEVC).
+        crf: constant rate factor (higher = worse); ignored when ``bitrate`` is set.
+        bitrate: target bits/s instead of CRF.
+        preset: encoder speed preset.
+        rate: frame rate the encoder assumes (rate control depends on it with ``bitrate``).
+
+    Returns:
+        ``(T, H, W, 3)`` uint8 RGB, the decoded frames in order.
+    """
+    arr = np.asarray(frames, dtype=np.uint8)
+    if arr.ndim == 3:
+        arr = arr[None]
+    t, h, w, _ = arr.shape
+    ph, pw = h % 2, w % 2
+    if ph or pw:
+        arr = np.pad(arr, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        vs = out.add_stream(codec, rate=rate)
+        vs.width, vs.height, vs.pix_fmt = arr.shape[2], arr.shape[1], "yuv420p"
+        vs.time_base = Fraction(1, rate)
+        opts = {"preset": preset}
+        if bitrate:
+            vs.codec_context.bit_rate = int(bitrate)
+        else:
+            opts["crf"] = str(crf)
+        if codec == "libx265":
+            opts["x265-params"] = "log-level=error"
+        vs.codec_context.options = opts
+        for i, rgb in enumerate(arr):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    buf.seek(0)
+    with av.open(buf, "r") as inp:
+        dec = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
+    if len(dec) != t:
+        raise RuntimeError(f"{codec} round trip returned {len(dec)} frames for {t}")
+    return np.stack(dec)[:, :h, :w]
+
+
+def _random_blur(img: U8, rng: np.random.Generator, strength: float) -> U8:
+    kind = rng.choice(["iso", "aniso", "motion"], p=[0.45, 0.45, 0.1])
+    if kind == "iso":
+        s = float(rng.uniform(0.2, 3.0 * strength))
+        return apply_kernel(img, anisotropic_gaussian_kernel(s, s, 0.0))
+    if kind == "aniso":
+        a, b = (float(v) for v in rng.uniform(0.2, 3.0 * strength, 2))
+        return apply_kernel(img, anisotropic_gaussian_kernel(a, b, float(rng.uniform(0, np.pi))))
+    return apply_kernel(img, motion_kernel(float(rng.uniform(1.0, 6.0 * strength)), float(rng.uniform(0, np.pi))))
+
+
+def _random_noise(img: U8, rng: np.random.Generator, strength: float) -> U8:
+    if rng.random() < 0.6:
+        return add_noise(img, float(rng.uniform(1.0, 20.0 * strength)), rng)
+    return add_poisson_noise(img, float(rng.uniform(40.0 / strength, 800.0)), rng)
+
+
+def _random_compression(img: U8, rng: np.random.Generator, strength: float) -> U8:
+    if rng.random() < 0.5:
+        return jpeg(img, int(rng.integers(max(5, int(95 - 65 * strength)), 96)))
+    codec = "libx264" if rng.random() < 0.7 else "libx265"
+    return video_compress(img, codec=codec, crf=float(rng.uniform(18, 18 + 22 * strength)), preset="veryfast")[0]
+
+
+def second_order_degradation(hr: U8, scale: int, rng: np.random.Generator, strength: float = 1.0) -> U8:
+    """Real-ESRGAN-style "high-order" degradation: two rounds of (blur, random resize, noise,
+    compression), each step skipped with some probability, then a final resize to ``1/scale``.
+
+    Args:
+        hr: ``(H, W, 3)`` uint8, a multiple of ``scale`` in size.
+        scale: overall downscale factor (1 = same size: restoration without SR).
+        rng: the generator all randomness comes from.
+        strength: scales blur, noise and compression ranges (1 = Real-ESRGAN-like, 0.5 = milder).
+
+    Returns:
+        ``(H/scale, W/scale, 3)`` uint8.
+    """
+    h, w = hr.shape[:2]
+    img = hr
+    methods: list[ResizeMethod] = ["bicubic", "area", "bilinear"]
+    for round_, (lo, hi) in enumerate(((0.4, 1.2), (0.6, 1.1))):
+        if rng.random() < (0.9 if round_ == 0 else 0.7):
+            img = _random_blur(img, rng, strength)
+        if scale > 1:  # random rescale on the way down (also up a little), as Real-ESRGAN
+            f = float(rng.uniform(lo, hi))
+            cur_h, cur_w = img.shape[:2]
+            img = resize(img, max(8, round(cur_w * f)), max(8, round(cur_h * f)), methods[int(rng.integers(3))])
+        if rng.random() < 0.8:
+            img = _random_noise(img, rng, strength)
+        if rng.random() < 0.8:
+            img = _random_compression(img, rng, strength)
+    if img.shape[:2] != (h // scale, w // scale):
+        img = resize(img, w // scale, h // scale, methods[int(rng.integers(3))])
+    return img
 
 
 def mild_sr_degradation(hr: U8, scale: int, rng: np.random.Generator) -> U8:
