@@ -20,14 +20,24 @@ class LumaSR(nn.Module):
 
     Input ``(N, 1, h, w)`` float32 Y in [0, 1]; output ``(N, 1, h*scale, w*scale)`` float32
     (not clipped; callers clip).
+
+    ``act="relu"`` is the INT8-friendly variant: ONNX Runtime fuses Conv+ReLU into one quantized
+    convolution, so the body stays in int8 between layers; PReLU (the default, slightly better in
+    float) forces a dequantize/quantize pair around every activation.
     """
 
-    def __init__(self, scale: int, channels: int = 32, blocks: int = 5) -> None:
+    def __init__(self, scale: int, channels: int = 32, blocks: int = 5, act: str = "prelu") -> None:
         super().__init__()
         self.scale = scale
-        layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1), nn.PReLU(channels)]
+        if act not in ("prelu", "relu"):
+            raise ValueError(f"act must be prelu or relu, not {act!r}")
+
+        def activation() -> nn.Module:
+            return nn.PReLU(channels) if act == "prelu" else nn.ReLU()
+
+        layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1), activation()]
         for _ in range(blocks):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels)]
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), activation()]
         layers += [nn.Conv2d(channels, scale * scale, 3, padding=1), nn.PixelShuffle(scale)]
         self.body = nn.Sequential(*layers)
         # Start as exact bicubic: the residual branch's last layer is zero-initialised.

@@ -18,6 +18,7 @@ import argparse
 import json
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,12 @@ def export_onnx(net: LumaSR, path: Path) -> None:
     """Export with dynamic batch, height and width; tensor names LR_Y -> SR_Y."""
     net.eval()
     dummy = torch.rand(1, 1, 32, 32)
+    with warnings.catch_warnings():  # the TorchScript exporter is chosen on purpose (see dynamo=False)
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
+        _export(net, dummy, path)
+
+
+def _export(net: LumaSR, dummy: torch.Tensor, path: Path) -> None:
     torch.onnx.export(
         net,
         (dummy,),
@@ -125,6 +132,25 @@ def export_onnx(net: LumaSR, path: Path) -> None:
         opset_version=17,
         dynamo=False,  # the TorchScript exporter: no onnxscript dependency
     )
+
+
+def load_init(net: LumaSR, path: Path) -> None:
+    """Warm start from a ``model.pt`` state dict or from the named weights of an exported ONNX model
+    (convolutions only when activations differ, e.g. a ReLU twin of a PReLU model)."""
+    if path.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        weights = {
+            i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer
+        }
+        own = net.state_dict()
+        state = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+        missing = [k for k in own if k not in state]
+        net.load_state_dict(state, strict=False)
+        print(f"init from {path}: {len(state)} tensors, not in the file: {missing or 'none'}", flush=True)
+    else:
+        net.load_state_dict(torch.load(path, weights_only=True))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,7 +168,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--init", type=Path, default=None, help="start from this model.pt")
+    ap.add_argument("--act", choices=("prelu", "relu"), default="prelu", help="activation (relu: INT8-friendly)")
+    ap.add_argument("--name", default=None, help="model name in metrics.json (default sr_x<scale>)")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this model.pt, or from the convolution weights of an exported model.onnx",
+    )
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
 
@@ -155,9 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     pairs = load_pairs(a.data, a.scale, a.degraded_fraction, rng, a.limit_images or None, patch)
     print(f"{len(pairs)} training pairs loaded in {time.time() - t0:.1f}s", flush=True)
 
-    net = LumaSR(a.scale, a.channels, a.blocks)
+    net = LumaSR(a.scale, a.channels, a.blocks, a.act)
     if a.init:
-        net.load_state_dict(torch.load(a.init, weights_only=True))
+        load_init(net, a.init)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
     history = []
@@ -170,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         opt.step()
         sched.step()
-        running += float(loss)
+        running += float(loss.detach())
         if it % a.eval_every == 0 or it == a.iters:
             ev = evaluate_set5(net, a.scale, a.data)
             history.append(
@@ -192,8 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.save(net.state_dict(), a.out / "model.pt")
     export_onnx(net, a.out / "model.onnx")
     metrics = {
-        "model": f"sr_x{a.scale}",
-        "architecture": "LumaSR (ESPCN-style, bicubic residual)",
+        "model": a.name or f"sr_x{a.scale}",
+        "architecture": f"LumaSR (ESPCN-style, bicubic residual, {a.act})",
         "params": sum(p.numel() for p in net.parameters()),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "train_seconds": round(time.time() - t_train, 1),

@@ -1,0 +1,167 @@
+"""Recipe: INT8 variant of an SR model by ONNX Runtime static quantization, measured against FP32.
+
+Calibration data: luma crops of the training images (``../shared/data/images/train``: T91,
+General100, BSD200), bicubic-downscaled by the model's scale as at training time; never Set5.
+Quantization: QDQ format, weights int8 per output channel, activations uint8, ``Conv`` only (the
+bicubic-residual ``Resize`` and the pixel shuffle stay float), calibration by ``--method``.
+
+    python -m training.quantize --model sr_x2 --out training/runs/sr_x2_int8
+
+writes ``model.onnx`` and ``metrics.json`` (Set5 PSNR-Y and CPU latency of FP32 and INT8,
+measured in the same run) into ``--out``; ``training.package_model`` turns it into
+``triton_models/sr_x2_int8``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from PIL import Image
+
+from restora.color import rgb_to_y
+from restora.evaluation import evaluate_sr_set5
+from restora.inference import LocalOnnx
+from training.degrade import downscale
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1] / "triton_models"
+TRAIN_SETS = ("T91", "General100", "BSD200")
+
+
+class LumaCrops(CalibrationDataReader):
+    """``n`` random ``(1, 1, crop, crop)`` float32 LR luma crops in [0, 1] from the training images."""
+
+    def __init__(self, input_name: str, scale: int, n: int, crop: int, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        files = sorted(p for s in TRAIN_SETS for p in (DATA / "images/train" / s).glob("*.png"))
+        self.items: list[dict[str, np.ndarray]] = []
+        for path in rng.permutation(np.array(files, dtype=object))[: n * 2]:
+            img = np.asarray(Image.open(path).convert("RGB"))
+            h, w = (img.shape[0] // scale) * scale, (img.shape[1] // scale) * scale
+            if h // scale < crop or w // scale < crop:
+                continue
+            lr = rgb_to_y(downscale(np.ascontiguousarray(img[:h, :w]), scale))
+            y0, x0 = int(rng.integers(0, lr.shape[0] - crop + 1)), int(rng.integers(0, lr.shape[1] - crop + 1))
+            self.items.append({input_name: lr[None, None, y0 : y0 + crop, x0 : x0 + crop].astype(np.float32)})
+            if len(self.items) == n:
+                break
+        self._it = iter(self.items)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+def copy_metadata(src: Path, dst: Path) -> None:
+    """Carry the ``restora.*`` metadata (scale, channels, training record) over to the quantized model."""
+    m_src, m_dst = onnx.load(str(src)), onnx.load(str(dst))
+    have = {p.key for p in m_dst.metadata_props}
+    for prop in m_src.metadata_props:
+        if prop.key not in have:
+            m_dst.metadata_props.add(key=prop.key, value=prop.value)
+    onnx.save(m_dst, str(dst))
+
+
+def latency_ms(path: Path, shape: tuple[int, int, int, int], threads: int, repeats: int) -> float:
+    """Median latency of one ``shape`` inference on the CPU execution provider."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    sess.run(None, {name: x})
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def set5_psnr(model_path: Path, name: str, scale: int, tmp_repo: Path) -> float:
+    """Set5 PSNR-Y of ``model_path`` run as model ``name`` through the SR stage."""
+    d = tmp_repo / name / "1"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "model.onnx").write_bytes(model_path.read_bytes())
+    return float(evaluate_sr_set5(LocalOnnx(tmp_repo, threads=0), scale, DATA, model=name)["mean_model"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.quantize")
+    p.add_argument("--model", default="sr_x2", help="FP32 model in triton_models/ (sr_x2 or sr_x4)")
+    p.add_argument("--src", type=Path, default=None, help="quantize this FP32 ONNX file instead (its scale: --model's)")
+    p.add_argument("--name", default=None, help="name of the INT8 model (default <model>_int8)")
+    p.add_argument("--sizes", default="320x240,1280x720", help="input sizes WxH for the latency table")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--calib", type=int, default=64, help="calibration crops")
+    p.add_argument("--crop", type=int, default=64, help="calibration crop edge (LR pixels)")
+    p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="percentile")
+    p.add_argument("--format", choices=("qdq", "qoperator"), default="qdq", help="quantized graph format")
+    p.add_argument("--ops", default="Conv", help="comma-separated op types to quantize ('all' = ORT's default set)")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads for the latency measurement")
+    p.add_argument("--repeats", type=int, default=20)
+    a = p.parse_args(argv)
+    scale = int(a.model.rsplit("x", 1)[1])
+    src = a.src or REPO / a.model / "1" / "model.onnx"
+    name = a.name or f"{a.model}_int8"
+    a.out.mkdir(parents=True, exist_ok=True)
+    pre = a.out / "preprocessed.onnx"
+    out = a.out / "model.onnx"
+    t0 = time.time()
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    input_name = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[a.method]  # fmt: skip
+    quantize_static(
+        str(pre),
+        str(out),
+        LumaCrops(input_name, scale, a.calib, a.crop),
+        quant_format=QuantFormat.QDQ if a.format == "qdq" else QuantFormat.QOperator,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=None if a.ops == "all" else a.ops.split(","),
+        calibrate_method=method,
+    )
+    pre.unlink()
+    copy_metadata(src, out)
+    quant_s = time.time() - t0
+    tmp_repo = a.out / "eval_repo"
+    metrics: dict[str, Any] = {
+        "model": name,
+        "source_model": str(a.src) if a.src else a.model,
+        "calibration": {"crops": a.calib, "crop": a.crop, "method": a.method, "sets": list(TRAIN_SETS)},
+        "quantization": {"format": a.format, "ops": a.ops, "weights": "int8 per-channel", "activations": "uint8"},
+        "quantize_seconds": round(quant_s, 1),
+        "set5_psnr_y": {
+            "fp32": set5_psnr(src, a.model, scale, tmp_repo),
+            "int8": set5_psnr(out, name, scale, tmp_repo),
+        },
+        "hardware": {"cpu": platform.processor() or platform.machine(), "threads": a.threads},
+        "latency_ms": {},
+    }
+    for label in a.sizes.split(","):
+        w, h = (int(v) for v in label.split("x"))
+        shape = (1, 1, h, w)
+        fp = latency_ms(src, shape, a.threads, a.repeats)
+        q = latency_ms(out, shape, a.threads, a.repeats)
+        metrics["latency_ms"][label] = {"fp32": round(fp, 2), "int8": round(q, 2), "speedup": round(fp / q, 3)}
+    d = metrics["set5_psnr_y"]
+    d["loss_db"] = round(d["fp32"] - d["int8"], 4)
+    shutil.rmtree(tmp_repo)
+    (a.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()
