@@ -48,6 +48,7 @@ eval: install  ## Set5 PSNR-Y of the SR models vs bicubic (writes benchmarks/res
 bench: install triton-venv  ## speed/quality benchmarks (ratios against a baseline in the same run)
 	$(PY) -m benchmarks.inference --quick
 	$(PY) -m benchmarks.quality
+	$(PY) -m benchmarks.int8
 
 train: install  ## re-train the SR models from ../shared/data and re-package them into triton_models/
 	for s in 2 4; do \

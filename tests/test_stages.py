@@ -124,3 +124,18 @@ def test_per_shot_overrides_change_only_that_shots_digest() -> None:
     assert StageSpec.model_validate({"type": "sr", "shots": {"3": {"strength": 0.2}}}).shots == {3: {"strength": 0.2}}
     with pytest.raises(ConfigError, match="per shot"):
         RestoreSpec(input="a", output="b", stages=[StageSpec(type="sr", shots={0: {"scale": 4}})]).resolved_stages()
+
+
+def test_int8_sr_model_by_name_matches_fp32_closely(local: LocalOnnx, data: Path) -> None:
+    """sr_x2_int8 (quantized ReLU twin of sr_x2) is selected by the stage's model option."""
+    lr = np.asarray(Image.open(data / "images/Set5/LR_bicubic/X2/butterflyx2.png").convert("RGB"))[None]
+    hr = np.asarray(Image.open(data / "images/Set5/HR/butterfly.png").convert("RGB"))
+    ctx = StageContext(backend=local)
+    q = build_stage("sr", {"scale": 2, "model": "sr_x2_int8"}, ctx)
+    out_q, out_f = q.process(lr)[0], build_stage("sr", {"scale": 2}, ctx).process(lr)[0]
+    assert q.describe()["model"] == "sr_x2_int8"
+    assert psnr_y(out_q, out_f, 2) > 40.0  # same task, small quantization error
+    bic = np.asarray(Image.fromarray(lr[0]).resize((out_q.shape[1], out_q.shape[0]), Image.Resampling.BICUBIC))
+    hr = hr[: out_q.shape[0], : out_q.shape[1]]
+    assert psnr_y(out_q, hr, 2) > psnr_y(bic, hr, 2) + 2.0
+    assert abs(psnr_y(out_q, hr, 2) - psnr_y(out_f, hr, 2)) < 0.3

@@ -49,3 +49,30 @@ class LumaSR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return up + self.body(x)
+
+
+class LumaRestore(nn.Module):
+    """Same-size luma restoration (compression-artifact removal, denoising): a plain CNN predicting
+    the residual that is added back to its input (DnCNN-style global skip).
+
+    ``1 + blocks + 1`` 3x3 convolutions with ReLU between them (INT8-friendly, see
+    :class:`LumaSR`), receptive field ``2 * (blocks + 2) + 1`` pixels: wider than an 8x8 JPEG or
+    H.264 transform block at the default depth. The last layer starts at zero, so an untrained
+    network is the identity.
+
+    Input ``(N, 1, h, w)`` float32 Y in [0, 1]; output ``(N, 1, h, w)`` float32 (not clipped).
+    """
+
+    def __init__(self, channels: int = 32, blocks: int = 6) -> None:
+        super().__init__()
+        self.scale = 1
+        layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1), nn.ReLU()]
+        for _ in range(blocks):
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()]
+        last = nn.Conv2d(channels, 1, 3, padding=1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.body = nn.Sequential(*layers, last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)

@@ -7,9 +7,11 @@ bicubic-residual ``Resize`` and the pixel shuffle stay float), calibration by ``
 
     python -m training.quantize --model sr_x2 --out training/runs/sr_x2_int8
 
-writes ``model.onnx`` and ``metrics.json`` (Set5 PSNR-Y and CPU latency of FP32 and INT8,
-measured in the same run) into ``--out``; ``training.package_model`` turns it into
-``triton_models/sr_x2_int8``.
+writes ``model.onnx`` and ``metrics.json`` (Set5 PSNR-Y and CPU latency of the shipped FP32
+``--model`` and of the INT8 model, measured in the same run) into ``--out``;
+``training.package_model`` turns it into ``triton_models/sr_x2_int8``. ``--src`` quantizes another
+FP32 network of the same task instead, such as the ReLU twin of ``sr_x2`` (``train_sr --act relu``),
+whose convolutions ONNX Runtime fuses with their activation into int8 kernels.
 """
 
 from __future__ import annotations
@@ -96,6 +98,20 @@ def set5_psnr(model_path: Path, name: str, scale: int, tmp_repo: Path) -> float:
     return float(evaluate_sr_set5(LocalOnnx(tmp_repo, threads=0), scale, DATA, model=name)["mean_model"])
 
 
+def add_source_record(metrics: dict[str, Any], source_metrics: Path, args: dict[str, Any]) -> None:
+    """Record how the FP32 network that was quantized (e.g. the ReLU twin) was trained, if known."""
+    metrics["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in args.items()}
+    if not source_metrics.exists():
+        return
+    src = json.loads(source_metrics.read_text())
+    metrics["architecture"] = f"{src.get('architecture', '?')}, INT8 (ONNX Runtime static quantization, QDQ)"
+    for key in ("params", "train_seconds", "hardware"):
+        if key in src:
+            metrics[key] = src[key]
+    metrics["source_training_args"] = src.get("args", {})
+    metrics["set5_psnr_y"]["source_fp32"] = src["set5_psnr_y"]["mean"]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.quantize")
     p.add_argument("--model", default="sr_x2", help="FP32 model in triton_models/ (sr_x2 or sr_x4)")
@@ -107,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop", type=int, default=64, help="calibration crop edge (LR pixels)")
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="percentile")
     p.add_argument("--format", choices=("qdq", "qoperator"), default="qdq", help="quantized graph format")
-    p.add_argument("--ops", default="Conv", help="comma-separated op types to quantize ('all' = ORT's default set)")
+    p.add_argument("--ops", default="Conv,Relu", help="op types to quantize ('all': ORT's set)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for the latency measurement")
     p.add_argument("--repeats", type=int, default=20)
     a = p.parse_args(argv)
@@ -134,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         calibrate_method=method,
     )
     pre.unlink()
-    copy_metadata(src, out)
+    copy_metadata(REPO / a.model / "1" / "model.onnx", out)  # the packaged model's scale/channels/record
     quant_s = time.time() - t0
     tmp_repo = a.out / "eval_repo"
     metrics: dict[str, Any] = {
@@ -144,16 +160,18 @@ def main(argv: list[str] | None = None) -> None:
         "quantization": {"format": a.format, "ops": a.ops, "weights": "int8 per-channel", "activations": "uint8"},
         "quantize_seconds": round(quant_s, 1),
         "set5_psnr_y": {
-            "fp32": set5_psnr(src, a.model, scale, tmp_repo),
+            "fp32": set5_psnr(REPO / a.model / "1" / "model.onnx", a.model, scale, tmp_repo),
             "int8": set5_psnr(out, name, scale, tmp_repo),
         },
-        "hardware": {"cpu": platform.processor() or platform.machine(), "threads": a.threads},
+        "latency_hardware": {"cpu": platform.processor() or platform.machine(), "threads": a.threads},
         "latency_ms": {},
     }
+    if a.src:
+        add_source_record(metrics, src.parent / "metrics.json", vars(a))
     for label in a.sizes.split(","):
         w, h = (int(v) for v in label.split("x"))
         shape = (1, 1, h, w)
-        fp = latency_ms(src, shape, a.threads, a.repeats)
+        fp = latency_ms(REPO / a.model / "1" / "model.onnx", shape, a.threads, a.repeats)
         q = latency_ms(out, shape, a.threads, a.repeats)
         metrics["latency_ms"][label] = {"fp32": round(fp, 2), "int8": round(q, 2), "speedup": round(fp / q, 3)}
     d = metrics["set5_psnr_y"]

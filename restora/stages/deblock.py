@@ -1,0 +1,48 @@
+"""Compression-artifact removal stage: luma through the ``deblock`` model, chroma untouched.
+
+The model (trained by ``training/train_deblock.py`` on grayscale JPEG and real H.264/HEVC
+re-encodes of video, see ``triton_models/deblock/README.md``) removes blocking, ringing and
+mosquito noise from Y; it has no view of chroma, which 4:2:0 sources carry at half resolution
+and whose artifacts the eye resolves far less.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from restora.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from restora.errors import ConfigError
+from restora.inference import infer_images
+from restora.stages.base import Stage, StageContext
+
+
+class Deblock(Stage):
+    """Remove compression artifacts at the same size with the ``deblock`` model.
+
+    ``strength`` blends the restored luma with the input's: 0 = untouched, 1 = the model (default).
+    """
+
+    type: ClassVar[str] = "deblock"
+
+    def __init__(self, ctx: StageContext, model: str = "deblock", strength: float = 1.0) -> None:
+        super().__init__(ctx)
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+            raise ConfigError(f"deblock strength must be a number in [0, 1], not {strength!r}")
+        self.model, self.strength = model, float(strength)
+        info = ctx.backend.model_info(model)
+        if info.scale != 1 or info.channels != 1:
+            raise ConfigError(f"model {model} is x{info.scale} with {info.channels} channels; need x1 luma")
+
+    def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """``(T, H, W, 3)`` uint8 RGB -> ``(T, H, W, 3)`` uint8 RGB."""
+        ycc = rgb_to_ycbcr(frames)  # (T, H, W, 3) float32 in [0, 1]
+        ctx = self.ctx
+        y = infer_images(ctx.backend, self.model or "", ycc[..., 0][:, None], tile=ctx.tile, overlap=ctx.overlap)[:, 0]
+        ycc[..., 0] = np.clip(ycc[..., 0] + self.strength * (y - ycc[..., 0]), 0.0, 1.0)
+        return to_uint8(ycbcr_to_rgb(ycc))
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "strength": self.strength}

@@ -1,0 +1,283 @@
+"""Recipe: train the compression-artifact removal model ``deblock`` (1x, luma) and export it to ONNX.
+
+Data (never the evaluation material: ``classic5`` and the ``cars`` clip are held out):
+
+* still images: luma of ``../shared/data/images/train`` (T91, General100, BSD200) at random
+  scales (area downscale 0.5-1.0), JPEG-compressed as grayscale at quality 5-40 (blocking and
+  ringing);
+* video: segments of real clips (``flower_1280x720.h264``, ``bikes.mp4``, ``testvideo.mp4``,
+  ``cockatoo.mp4``), area-downscaled to at most 480 pixels wide (which also hides the sources' own
+  coding artifacts), re-encoded as short videos with real libx264 / libx265 at CRF 30-46
+  (``training.degrade.video_compress``: intra and inter prediction, deblocking filter, the mosquito
+  noise and macroblocking of real broadcasts).
+
+Loss L1 on the luma residual, Adam with cosine decay. Evaluation, also written to ``metrics.json``:
+``classic5`` grayscale JPEG q=10 (PSNR gain over the JPEG) and the ``cars`` clip (raw I420 truth)
+encoded by libx264 at CRF 35/40/45 (PSNR-Y gain over the decoded video).
+
+    python -m training.train_deblock --iters 6000 --out training/runs/deblock
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import time
+import warnings
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from restora.color import rgb_to_y
+from restora.metrics import psnr
+from training.degrade import resize, video_compress
+from training.nets import LumaRestore
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TRAIN_SETS = ("T91", "General100", "BSD200")
+VIDEOS = (
+    "video/misc/flower_1280x720.h264",
+    "video/misc/bikes.mp4",
+    "video/shots/testvideo.mp4",
+    "video/misc/cockatoo.mp4",
+)
+
+Pair = tuple[np.ndarray, np.ndarray]  # (clean, degraded) (H, W) uint8 luma
+
+
+def jpeg_gray(y: np.ndarray, quality: int) -> np.ndarray:
+    """Grayscale JPEG round trip of ``(H, W)`` uint8 at ``quality``."""
+    buf = io.BytesIO()
+    Image.fromarray(y, mode="L").save(buf, format="JPEG", quality=int(quality))
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
+
+
+def to_y8(rgb: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB -> ``(H, W)`` uint8 BT.601 studio-swing luma (as a decoder's Y plane)."""
+    return np.clip(np.rint(rgb_to_y(rgb) * 255.0), 0, 255).astype(np.uint8)
+
+
+def image_pairs(root: Path, rng: np.random.Generator, limit: int | None) -> list[Pair]:
+    files = sorted(p for s in TRAIN_SETS for p in (root / "images/train" / s).glob("*.png"))[: limit or None]
+    out = []
+    for path in files:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        f = float(rng.uniform(0.5, 1.0))
+        if f < 0.95:
+            rgb = resize(rgb, max(48, int(rgb.shape[1] * f)), max(48, int(rgb.shape[0] * f)), "area")
+        y = to_y8(rgb)
+        out.append((y, jpeg_gray(y, int(rng.integers(5, 41)))))
+    return out
+
+
+def decode_frames(path: Path, limit: int) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        frames = []
+        for f in c.decode(video=0):
+            frames.append(f.to_ndarray(format="rgb24"))
+            if len(frames) >= limit:
+                break
+    return frames
+
+
+def video_pairs(root: Path, rng: np.random.Generator, segments: int, seg_len: int, max_frames: int) -> list[Pair]:
+    out = []
+    for rel in VIDEOS:
+        frames = decode_frames(root / rel, max_frames)
+        h, w = frames[0].shape[:2]
+        scale = min(1.0, 480 / w)
+        nw, nh = (int(w * scale) // 2) * 2, (int(h * scale) // 2) * 2
+        for _ in range(segments):
+            s = int(rng.integers(0, max(1, len(frames) - seg_len)))
+            clean = np.stack([resize(fr, nw, nh, "area") for fr in frames[s : s + seg_len]])
+            codec = "libx264" if rng.random() < 0.75 else "libx265"
+            crf = float(rng.uniform(30, 46))
+            deg = video_compress(clean, codec=codec, crf=crf, preset="medium")  # type: ignore[arg-type]
+            out += [(to_y8(c), to_y8(d)) for c, d in zip(clean, deg, strict=True)]
+    return out
+
+
+def sample_batch(
+    pairs: list[Pair], batch: int, patch: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for _ in range(batch):
+        clean, deg = pairs[int(rng.integers(len(pairs)))]
+        h, w = clean.shape
+        y0, x0 = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+        c, d = clean[y0 : y0 + patch, x0 : x0 + patch], deg[y0 : y0 + patch, x0 : x0 + patch]
+        if rng.random() < 0.5:
+            c, d = c[:, ::-1], d[:, ::-1]
+        xs.append(d)
+        ys.append(c)
+    x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255.0)[:, None]
+    y = torch.from_numpy(np.stack(ys).astype(np.float32) / 255.0)[:, None]
+    return x, y
+
+
+def restore_y(net: LumaRestore, y: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8 -> restored ``(H, W)`` uint8."""
+    with torch.no_grad():
+        out = net(torch.from_numpy(y.astype(np.float32) / 255.0)[None, None])[0, 0]
+    return np.clip(np.rint(out.numpy() * 255.0), 0, 255).astype(np.uint8)
+
+
+def cars_i420(root: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The cars clip's raw I420 frames as (Y, U, V) uint8 planes."""
+    w, h = 320, 240
+    raw = np.fromfile(root / "video/cars/cars_320x240.i420", dtype=np.uint8).reshape(-1, w * h * 3 // 2)
+    n = w * h
+    c = (h // 2, w // 2)
+    return [(b[:n].reshape(h, w), b[n : n * 5 // 4].reshape(c), b[n * 5 // 4 :].reshape(c)) for b in raw]
+
+
+def encode_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[np.ndarray]:
+    """libx264 (preset medium) at ``crf`` straight from the I420 planes; returns the decoded Y planes."""
+    h, w = frames[0][0].shape
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.time_base = Fraction(1, 25)
+        vs.codec_context.options = {"crf": str(crf), "preset": "medium"}
+        for i, (y, u, v) in enumerate(frames):
+            planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+            f = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            f.pts = i
+            for p in vs.encode(f):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    buf.seek(0)
+    with av.open(buf) as inp:
+        return [f.to_ndarray(format="yuv420p")[:h] for f in inp.decode(video=0)]
+
+
+def evaluate(net: LumaRestore, root: Path, restore: Any = None) -> dict[str, Any]:
+    """classic5 JPEG q=10 and cars H.264 CRF 35/40/45: PSNR of input and output, and the gain.
+
+    ``restore`` (``(H, W) uint8 -> (H, W) uint8``) defaults to ``net`` in torch; the packaged ONNX
+    model is evaluated through the same function by passing it.
+    """
+    run = restore or (lambda y: restore_y(net, y))
+    net.eval()
+    res: dict[str, Any] = {}
+    rows = []
+    for p in sorted((root / "images/classic5").glob("*.bmp")):
+        clean = np.asarray(Image.open(p).convert("L"))
+        comp = jpeg_gray(clean, 10)
+        rows.append((psnr(clean, comp, peak=255.0), psnr(clean, run(comp), peak=255.0)))
+    res["classic5_jpeg_q10"] = {
+        "input": float(np.mean([r[0] for r in rows])),
+        "output": float(np.mean([r[1] for r in rows])),
+    }
+    frames = cars_i420(root)
+    for crf in (35, 40, 45):
+        dec = encode_i420(frames, crf)
+        pin = float(np.mean([psnr(t[0], d, peak=255.0) for t, d in zip(frames, dec, strict=True)]))
+        pout = float(np.mean([psnr(t[0], run(d), peak=255.0) for t, d in zip(frames, dec, strict=True)]))
+        res[f"cars_h264_crf{crf}"] = {"input": pin, "output": pout}
+    for v in res.values():
+        v["gain"] = v["output"] - v["input"]
+    net.train()
+    return res
+
+
+def export_onnx(net: LumaRestore, path: Path) -> None:
+    """Dynamic batch, height and width; tensor names IN_Y -> OUT_Y."""
+    net.eval()
+    with warnings.catch_warnings():  # the TorchScript exporter on purpose: no onnxscript dependency
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
+        torch.onnx.export(
+            net,
+            (torch.rand(1, 1, 32, 32),),
+            str(path),
+            input_names=["IN_Y"],
+            output_names=["OUT_Y"],
+            dynamic_axes={
+                "IN_Y": {0: "batch", 2: "height", 3: "width"},
+                "OUT_Y": {0: "batch", 2: "height", 3: "width"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.train_deblock")
+    ap.add_argument("--iters", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--patch", type=int, default=64)
+    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--blocks", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--segments", type=int, default=8, help="video segments per clip")
+    ap.add_argument("--seg-len", type=int, default=12, help="frames per video segment")
+    ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
+    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    a.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    pairs = image_pairs(a.data, rng, a.limit_images or None)
+    n_img = len(pairs)
+    pairs += video_pairs(a.data, rng, a.segments, a.seg_len, a.max_frames)
+    pairs = [p for p in pairs if min(p[0].shape) >= a.patch]
+    print(f"{n_img} image + {len(pairs) - n_img} video pairs in {time.time() - t0:.1f}s", flush=True)
+
+    net = LumaRestore(a.channels, a.blocks)
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
+    history = []
+    t_train = time.time()
+    running = 0.0
+    for it in range(1, a.iters + 1):
+        x, y = sample_batch(pairs, a.batch, a.patch, rng)
+        loss = F.l1_loss(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running += float(loss.detach())
+        if it % a.eval_every == 0 or it == a.iters:
+            ev = evaluate(net, a.data)
+            history.append({"iter": it, "loss": running / a.eval_every, "seconds": time.time() - t_train,
+                            **{k: round(v["gain"], 3) for k, v in ev.items()}})  # fmt: skip
+            print(json.dumps(history[-1]), flush=True)
+            running = 0.0
+    train_s = time.time() - t_train
+    torch.save(net.state_dict(), a.out / "model.pt")
+    export_onnx(net, a.out / "model.onnx")
+    final = evaluate(net, a.data)
+    metrics = {
+        "model": "deblock",
+        "architecture": f"LumaRestore (DnCNN-style residual, {a.blocks + 2} convs, {a.channels} channels, ReLU)",
+        "params": sum(p.numel() for p in net.parameters()),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "train_seconds": round(train_s, 1),
+        "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
+        "training_pairs": {"images_jpeg": n_img, "video_frames": len(pairs) - n_img},
+        **{f"psnr_{k}": v for k, v in final.items()},
+        "history": history,
+    }
+    (a.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps({k: v for k, v in metrics.items() if k.startswith("psnr_")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
