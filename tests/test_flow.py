@@ -131,6 +131,20 @@ def test_changing_one_shots_parameter_rerenders_only_that_shot(tmp_path: Path) -
     ]
 
 
+def test_stage_chain_deblock_then_sr(tmp_path: Path) -> None:
+    """Stages by name in order: deblock (1x) then sr (x2); the report records both with their models."""
+    src = make_clip(tmp_path / "c.mp4", cut_frames(10, [], h=48, w=64))
+    spec = RestoreSpec(input=str(src), output=str(tmp_path / "o.mp4"), scale=2,
+                       stages=[StageSpec(type="deblock"), StageSpec(type="sr")])  # fmt: skip
+    r = run(spec)
+    report = json.loads(Path(r["report"]).read_text())
+    stages = [(s["type"], s["model"]) for s in report["provenance"]["stages"]]
+    assert stages == [("deblock", "deblock"), ("sr", "sr_x2")]
+    assert set(report["stages"]) == {"deblock", "sr"}
+    info = media.probe(r["output"])
+    assert (info.video.width, info.video.height, info.video.frames) == (128, 96, 10)
+
+
 def test_restored_clip_beats_bicubic_against_ground_truth(data: Path, tmp_path: Path) -> None:
     """cars_320x240.i420 is the truth; downscale x2, restore x2: PSNR-Y gain over bicubic >= 1 dB."""
     raw = np.fromfile(data / "video/cars/cars_320x240.i420", dtype=np.uint8).reshape(-1, 320 * 240 * 3 // 2)

@@ -55,7 +55,7 @@ def test_set5_quality_bar(local: LocalOnnx, data: Path) -> None:
     assert r4["mean_model"] >= 30.0
 
 
-@pytest.mark.parametrize("name", ["denoise", "deblock", "deflicker", "stabilize"])
+@pytest.mark.parametrize("name", ["denoise", "deflicker", "stabilize", "dust_scratch", "degrain"])
 def test_declared_but_unimplemented_stage_raises(name: str, local: LocalOnnx) -> None:
     with pytest.raises(StageNotImplementedError, match=name):
         build_stage(name, {}, StageContext(backend=local))
@@ -64,7 +64,7 @@ def test_declared_but_unimplemented_stage_raises(name: str, local: LocalOnnx) ->
 def test_unknown_stage_and_presets() -> None:
     with pytest.raises(ConfigError):
         build_stage("sharpen_magic", {}, StageContext(backend=LocalOnnx(Path("/nonexistent"))))
-    with pytest.raises(StageNotImplementedError, match="deblock"):
+    with pytest.raises(StageNotImplementedError, match="denoise, deflicker"):
         RestoreSpec(input="a.mp4", output="b.mp4", preset="broadcast").resolved_stages()
     spec = RestoreSpec(input="a.mp4", output="b.mp4", scale=4)
     assert [(s.type, s.options) for s in spec.resolved_stages()] == [("sr", {"scale": 4})]
@@ -139,3 +139,26 @@ def test_int8_sr_model_by_name_matches_fp32_closely(local: LocalOnnx, data: Path
     hr = hr[: out_q.shape[0], : out_q.shape[1]]
     assert psnr_y(out_q, hr, 2) > psnr_y(bic, hr, 2) + 2.0
     assert abs(psnr_y(out_q, hr, 2) - psnr_y(out_f, hr, 2)) < 0.3
+
+
+def test_deblock_stage_removes_jpeg_artifacts(local: LocalOnnx, data: Path) -> None:
+    """classic5 'barbara' (grayscale) JPEG q=10 through the production stage: luma PSNR improves."""
+    import io
+
+    clean = np.asarray(Image.open(data / "images/classic5/barbara.bmp").convert("L"))
+    buf = io.BytesIO()
+    Image.fromarray(clean).save(buf, format="JPEG", quality=10)
+    comp = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
+    rgb = np.repeat(comp[None, ..., None], 3, axis=3)
+    ctx = StageContext(backend=local)
+    stage = build_stage("deblock", {}, ctx)
+    out = stage.process(rgb)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    ref = np.repeat(clean[..., None], 3, axis=2)
+    gain = psnr_y(out[0], ref) - psnr_y(rgb[0], ref)
+    assert gain > 0.5, gain
+    assert np.array_equal(build_stage("deblock", {"strength": 0.0}, ctx).process(rgb), rgb)
+    assert stage.describe() == {"type": "deblock", "scale": 1, "synthesizes": False, "model": "deblock",
+                                "model_version": "1", "backend": "onnxruntime", "strength": 1.0}  # fmt: skip
+    with pytest.raises(ConfigError, match="x2"):
+        build_stage("deblock", {"model": "sr_x2"}, ctx)

@@ -51,3 +51,22 @@ def test_quantize_recipe_smoke(tmp_path: Path) -> None:
     info = read_model_info(out / "model.onnx", "sr_x2_int8", "1", 1)
     assert (info.scale, info.channels) == (2, 1), "restora metadata carried over"
     assert np.isfinite(m["latency_ms"]["32x24"]["speedup"])
+
+
+def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
+    """JPEG stills and real H.264/HEVC video re-encodes as data, 2 iterations, export, held-out evaluation."""
+    from training import train_deblock
+
+    out = tmp_path / "run"
+    train_deblock.main(["--iters", "2", "--batch", "2", "--patch", "32", "--limit-images", "2", "--segments", "1",
+                        "--seg-len", "3", "--max-frames", "12", "--eval-every", "2", "--out", str(out)])  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["training_pairs"] == {"images_jpeg": 2, "video_frames": 12}
+    q10 = m["psnr_classic5_jpeg_q10"]
+    assert abs(q10["input"] - 27.82) < 0.05, "classic5 q=10 JPEG baseline as published (ARCNN/DnCNN tables)"
+    assert np.isfinite(q10["output"]) and q10["output"] > 20.0  # 2 iterations: any sane image, not a number check
+    for crf in (35, 40, 45):
+        assert m[f"psnr_cars_h264_crf{crf}"]["input"] < 40
+    assert m["psnr_cars_h264_crf35"]["input"] > m["psnr_cars_h264_crf45"]["input"]
+    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert {"Conv", "Relu", "Add"} <= ops

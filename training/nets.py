@@ -69,6 +69,10 @@ class LumaRestore(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1), nn.ReLU()]
         for _ in range(blocks):
             layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()]
+        for m in layers:  # He initialisation: activations keep their scale through the ReLU stack
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
         last = nn.Conv2d(channels, 1, 3, padding=1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)

@@ -8,10 +8,12 @@ a file. Stages that are declared (presets name them) but not implemented raise
 from __future__ import annotations
 
 from restora.stages.base import Stage, StageContext
+from restora.stages.deblock import Deblock
 from restora.stages.sr import SuperResolution
 
 REGISTRY: dict[str, type[Stage]] = {
     SuperResolution.type: SuperResolution,
+    Deblock.type: Deblock,
 }
 
 # Stage names a preset may ask for; those absent from REGISTRY are not implemented yet.
