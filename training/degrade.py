@@ -161,7 +161,10 @@ def video_compress(
     if ph or pw:
         arr = np.pad(arr, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
     buf = io.BytesIO()
-    with av.open(buf, "w", format="matroska") as out:
+    # a raw elementary stream: no container timestamp rules to trip over (a matroska muxer once
+    # refused an x265 packet with EINVAL under load in CI); the decoder restores display order
+    fmt = "h264" if codec == "libx264" else "hevc"
+    with av.open(buf, "w", format=fmt) as out:
         vs = out.add_stream(codec, rate=rate)
         vs.width, vs.height, vs.pix_fmt = arr.shape[2], arr.shape[1], "yuv420p"
         vs.time_base = Fraction(1, rate)
@@ -181,7 +184,7 @@ def video_compress(
         for p in vs.encode():
             out.mux(p)
     buf.seek(0)
-    with av.open(buf, "r") as inp:
+    with av.open(buf, "r", format=fmt) as inp:
         dec = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
     if len(dec) != t:
         raise RuntimeError(f"{codec} round trip returned {len(dec)} frames for {t}")

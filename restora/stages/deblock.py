@@ -39,10 +39,14 @@ class Deblock(Stage):
     def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """``(T, H, W, 3)`` uint8 RGB -> ``(T, H, W, 3)`` uint8 RGB."""
         ycc = rgb_to_ycbcr(frames)  # (T, H, W, 3) float32 in [0, 1]
-        ctx = self.ctx
-        y = infer_images(ctx.backend, self.model or "", ycc[..., 0][:, None], tile=ctx.tile, overlap=ctx.overlap)[:, 0]
-        ycc[..., 0] = np.clip(ycc[..., 0] + self.strength * (y - ycc[..., 0]), 0.0, 1.0)
+        ycc[..., 0] = self.restore_luma(ycc[..., 0])
         return to_uint8(ycbcr_to_rgb(ycc))
+
+    def restore_luma(self, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``(T, H, W)`` float32 luma in [0, 1] (studio swing, as decoded) -> restored, same shape, clipped."""
+        ctx = self.ctx
+        out = infer_images(ctx.backend, self.model or "", y[:, None], tile=ctx.tile, overlap=ctx.overlap)[:, 0]
+        return np.clip(y + self.strength * (out - y), 0.0, 1.0)
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "strength": self.strength}
