@@ -41,9 +41,9 @@ lint: install  ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-eval: install  ## Set5 PSNR-Y of the SR models vs bicubic (writes benchmarks/results/eval_sr.json)
+eval: install  ## every model: Set5 SR PSNR/SSIM-Y, artifact removal on classic5 JPEG and H.264 (benchmarks/results/eval.json)
 	@mkdir -p benchmarks/results
-	$(VENV)/bin/restora eval-sr --scale 2 4 --json benchmarks/results/eval_sr.json
+	$(VENV)/bin/restora eval --json benchmarks/results/eval.json
 
 bench: install triton-venv  ## speed/quality benchmarks (ratios against a baseline in the same run)
 	$(PY) -m benchmarks.inference --quick

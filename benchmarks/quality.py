@@ -4,9 +4,9 @@
 * Video: ``cars_320x240.i420`` is ground truth; it is downscaled x2 (bicubic) and restored x2 by
   the production ``sr`` stage; PSNR-Y (border 2) against the truth, restored vs bicubic.
 * Speed: frames/s of the ``sr`` stage vs bicubic upscaling of the same frames, same process.
-* Artifact removal: the production ``deblock`` stage on ``classic5`` grayscale JPEG q=10 and on the
-  cars clip encoded by libx264 at CRF 40 (luma PSNR against the truth), against the compressed
-  input and against the best of three Gaussian blurs (the trivial baseline a model must beat).
+* Artifact removal: ``restora.evaluation.evaluate_deblock`` (classic5 grayscale JPEG q=10..40, the
+  cars clip by libx264 at CRF 35/40/45; against the compressed input and the best of three
+  Gaussian blurs, the trivial baseline a model must beat).
 
     python -m benchmarks.quality        (make bench)   -> benchmarks/results/quality.json
 """
@@ -16,17 +16,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from restora.color import rgb_to_y
-from restora.evaluation import evaluate_sr_set5, format_table
+from restora.evaluation import evaluate_deblock, evaluate_sr_set5, format_deblock_table, format_table
 from restora.inference import LocalOnnx
 from restora.metrics import crop_border, psnr
 from restora.settings import get_settings
 from restora.stages import StageContext, build_stage
-from restora.stages.deblock import Deblock
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results" / "quality.json"
@@ -46,46 +46,11 @@ def i420_frames(path: Path, w: int, h: int) -> list[np.ndarray]:
     return out
 
 
-def _restored_psnr(stage: Deblock, degraded: np.ndarray, truth: np.ndarray) -> float:
-    """PSNR of ``stage``'s restored 8-bit luma (``Deblock.restore_luma``, the production path minus the
-    RGB <-> YCbCr conversion) against an 8-bit luma truth."""
-    y = stage.restore_luma(degraded[None].astype(np.float32) / 255.0)[0]
-    return psnr(np.rint(y * 255.0), truth.astype(np.float64), peak=255.0)
-
-
-def deblock_quality(backend: LocalOnnx) -> dict[str, dict[str, float]]:
-    """classic5 JPEG q=10 and cars H.264 CRF 40: input, best Gaussian blur and ``deblock`` stage PSNR."""
-    from PIL import ImageFilter
-
-    from training.train_deblock import cars_i420, encode_i420, jpeg_gray
-
-    stage = build_stage("deblock", {}, StageContext(backend=backend))
-    assert isinstance(stage, Deblock)
-    out: dict[str, dict[str, float]] = {}
-    cases: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"classic5_jpeg_q10": [], "cars_h264_crf40": []}
-    for p in sorted((DATA / "images/classic5").glob("*.bmp")):
-        clean = np.asarray(Image.open(p).convert("L"))
-        cases["classic5_jpeg_q10"].append((clean, jpeg_gray(clean, 10)))
-    frames = cars_i420(DATA)
-    cases["cars_h264_crf40"] = [(t[0], d) for t, d in zip(frames, encode_i420(frames, 40), strict=True)]
-    for name, pairs in cases.items():
-        inp = [psnr(c.astype(np.float64), d.astype(np.float64), peak=255.0) for c, d in pairs]
-
-        def blurred(d: np.ndarray, sigma: float) -> np.ndarray:
-            return np.asarray(Image.fromarray(d).filter(ImageFilter.GaussianBlur(sigma)), np.float64)
-
-        blur = max(
-            float(np.mean([psnr(c.astype(np.float64), blurred(d, s), peak=255.0) for c, d in pairs]))
-            for s in (0.5, 0.7, 1.0)
-        )
-        model = [_restored_psnr(stage, d, c) for c, d in pairs]
-        r = {"input": float(np.mean(inp)), "best_blur": blur, "deblock": float(np.mean(model))}
-        r["gain_db"] = r["deblock"] - r["input"]
-        r["gain_over_blur_db"] = r["deblock"] - r["best_blur"]
-        out[name] = r
-        print(f"{name}: input {r['input']:.2f} dB, best blur {blur:.2f} dB, deblock {r['deblock']:.2f} dB "
-              f"(gain {r['gain_db']:+.2f} dB)")  # fmt: skip
-    return out
+def deblock_quality(backend: LocalOnnx) -> dict[str, Any]:
+    """``restora.evaluation.evaluate_deblock`` (classic5 JPEG, cars H.264; input, best blur, model), printed."""
+    result = evaluate_deblock(backend, DATA)
+    print(format_deblock_table(result))
+    return result
 
 
 def main() -> None:

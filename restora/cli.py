@@ -2,6 +2,7 @@
 
     restora restore INPUT [-o OUTPUT] [--scale 1|2|4] [--preset fidelity] [--stages sr,...]
     restora probe INPUT [--json]
+    restora eval [--json FILE]
     restora eval-sr [--scale 2 4] [--json FILE]
     restora compare SOURCE RESTORED -o still.png
     restora trace RUN_DIR|SPANS_FILE
@@ -189,6 +190,28 @@ def cmd_eval_sr(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(a: argparse.Namespace) -> int:
+    from restora.evaluation import evaluate_deblock, evaluate_sr_set5, format_deblock_table, format_table
+    from restora.inference import LocalOnnx
+    from restora.settings import get_settings
+
+    s = get_settings()
+    backend = LocalOnnx(s.models.repository, s.models.threads)
+    data = Path(a.data)
+    sr_models = sorted(
+        p.name for p in s.models.repository.iterdir() if p.name.startswith("sr_x") and (p / "config.pbtxt").exists()
+    )
+    sr = [evaluate_sr_set5(backend, backend.model_info(m).scale, data, model=m) for m in sr_models]
+    print(format_table(sr))
+    deblock = evaluate_deblock(backend, data) if (s.models.repository / "deblock").is_dir() else None
+    if deblock:
+        print()
+        print(format_deblock_table(deblock))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"sr": sr, "deblock": deblock}, indent=2))
+    return EXIT_OK
+
+
 def cmd_compare(a: argparse.Namespace) -> int:
     from restora.compare import before_after
 
@@ -252,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     e.add_argument("--json", help="also write the results to this file")
     e.set_defaults(func=cmd_eval_sr)
+
+    ev = sub.add_parser("eval", help="every model against bicubic / its input and published numbers (PSNR, SSIM)")
+    ev.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ev.add_argument("--json", help="also write the results to this file")
+    ev.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("compare", help="before/after still: bicubic vs restored, same frame")
     c.add_argument("source")

@@ -162,3 +162,37 @@ def test_deblock_stage_removes_jpeg_artifacts(local: LocalOnnx, data: Path) -> N
                                 "model_version": "1", "backend": "onnxruntime", "strength": 1.0}  # fmt: skip
     with pytest.raises(ConfigError, match="x2"):
         build_stage("deblock", {"model": "sr_x2"}, ctx)
+
+
+def test_ssim_reference_values(data: Path) -> None:
+    """SSIM: 1 for identical images, falls with noise, and Set5 bicubic x2 SSIM-Y matches the literature."""
+    from restora.metrics import ssim
+
+    a = np.asarray(Image.open(data / "images/classic5/lena.bmp").convert("L")).astype(np.float64)
+    rng = np.random.default_rng(0)
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert 1.0 > ssim(a, a + rng.normal(0, 5, a.shape)) > ssim(a, a + rng.normal(0, 15, a.shape)) > 0.3
+    with pytest.raises(ValueError):
+        ssim(a, a[:-1])
+
+
+@pytest.mark.slow
+def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``restora eval``: the protocol reproduces published baselines; models keep their measured quality."""
+    import json
+
+    from restora.cli import main
+
+    assert main(["eval", "--data", str(data), "--json", str(tmp_path / "e.json")]) == 0
+    r = json.loads((tmp_path / "e.json").read_text())
+    sr = {x["model"]: x for x in r["sr"]}
+    assert abs(sr["sr_x2"]["mean_bicubic"] - 33.66) < 0.05 and abs(sr["sr_x2"]["mean_ssim_bicubic"] - 0.9299) < 0.002
+    assert abs(sr["sr_x4"]["mean_bicubic"] - 28.42) < 0.05 and abs(sr["sr_x4"]["mean_ssim_bicubic"] - 0.8104) < 0.002
+    assert sr["sr_x2"]["mean_model"] >= 36.8 and sr["sr_x4"]["mean_model"] >= 30.7  # issue 6 SR bars
+    assert sr["sr_x2"]["mean_model"] - sr["sr_x2_int8"]["mean_model"] <= 0.15  # issue 6 INT8 quality bar
+    rows = {x["degradation"]: x for x in r["deblock"]["rows"]}
+    for q in (10, 20, 30, 40):  # the JPEG baselines of the ARCNN / DnCNN tables, reproduced
+        assert abs(rows[f"JPEG q={q}"]["input"] - rows[f"JPEG q={q}"]["published"]["JPEG"]) < 0.02
+    assert rows["JPEG q=10"]["model"] > rows["JPEG q=10"]["best_blur"] + 0.4 > rows["JPEG q=10"]["input"] + 0.4
+    assert all(x["gain"] > 0.1 for x in rows.values())
+    assert "Artifact removal (deblock v1" in capsys.readouterr().out

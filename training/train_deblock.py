@@ -21,12 +21,10 @@ encoded by libx264 at CRF 35/40/45 (PSNR-Y gain over the decoded video).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import platform
 import time
 import warnings
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from restora.color import rgb_to_y
+from restora.evaluation import cars_i420, encode_i420, jpeg_gray
 from restora.metrics import psnr
 from training.degrade import resize, video_compress
 from training.nets import LumaRestore
@@ -51,13 +50,6 @@ VIDEOS = (
 )
 
 Pair = tuple[np.ndarray, np.ndarray]  # (clean, degraded) (H, W) uint8 luma
-
-
-def jpeg_gray(y: np.ndarray, quality: int) -> np.ndarray:
-    """Grayscale JPEG round trip of ``(H, W)`` uint8 at ``quality``."""
-    buf = io.BytesIO()
-    Image.fromarray(y, mode="L").save(buf, format="JPEG", quality=int(quality))
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
 
 
 def to_y8(rgb: np.ndarray) -> np.ndarray:
@@ -128,37 +120,6 @@ def restore_y(net: LumaRestore, y: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out = net(torch.from_numpy(y.astype(np.float32) / 255.0)[None, None])[0, 0]
     return np.clip(np.rint(out.numpy() * 255.0), 0, 255).astype(np.uint8)
-
-
-def cars_i420(root: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The cars clip's raw I420 frames as (Y, U, V) uint8 planes."""
-    w, h = 320, 240
-    raw = np.fromfile(root / "video/cars/cars_320x240.i420", dtype=np.uint8).reshape(-1, w * h * 3 // 2)
-    n = w * h
-    c = (h // 2, w // 2)
-    return [(b[:n].reshape(h, w), b[n : n * 5 // 4].reshape(c), b[n * 5 // 4 :].reshape(c)) for b in raw]
-
-
-def encode_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[np.ndarray]:
-    """libx264 (preset medium) at ``crf`` straight from the I420 planes; returns the decoded Y planes."""
-    h, w = frames[0][0].shape
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="matroska") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.time_base = Fraction(1, 25)
-        vs.codec_context.options = {"crf": str(crf), "preset": "medium"}
-        for i, (y, u, v) in enumerate(frames):
-            planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
-            f = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    buf.seek(0)
-    with av.open(buf) as inp:
-        return [f.to_ndarray(format="yuv420p")[:h] for f in inp.decode(video=0)]
 
 
 def evaluate(net: LumaRestore, root: Path, restore: Any = None) -> dict[str, Any]:
