@@ -163,27 +163,40 @@ def _score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> dict[str
     return r
 
 
+def artifact_rows(
+    restore: Any, data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = (35, 40, 45)
+) -> list[dict[str, Any]]:
+    """classic5 grayscale JPEG at ``qualities`` and the cars clip by libx264 at ``crfs``, scored for
+    ``restore`` (``(H, W)`` uint8 luma -> ``(H, W)`` float luma on the 8-bit scale); one row each."""
+    classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((data / "images/classic5").glob("*.bmp"))]
+    rows = []
+    for q in qualities:
+        r = _score([(c, jpeg_gray(c, q)) for c in classic5], restore)
+        rows.append({"set": "classic5", "degradation": f"JPEG q={q}", **r, "published": PUBLISHED_JPEG.get(q, {})})
+    frames = cars_i420(data)
+    for crf in crfs:
+        pairs = [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)]
+        rows.append(
+            {"set": "cars 320x240", "degradation": f"H.264 CRF {crf}", **_score(pairs, restore), "published": {}}
+        )
+    return rows
+
+
 def evaluate_deblock(backend: InferenceBackend, data: Path, model: str = "deblock") -> dict[str, Any]:
-    """classic5 JPEG q=10..40 and cars H.264 CRF 35/40/45 through ``Deblock.restore_luma`` (8-bit luma)."""
+    """:func:`artifact_rows` through ``Deblock.restore_luma`` (the production stage minus color conversion)."""
     stage = Deblock(StageContext(backend=backend), model=model)
 
     def restore(d: np.ndarray) -> np.ndarray:
         y: np.ndarray = stage.restore_luma(d[None].astype(np.float32) / 255.0)[0]
         return y * 255.0
 
-    classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((data / "images/classic5").glob("*.bmp"))]
-    rows = []
-    for q, pub in PUBLISHED_JPEG.items():
-        r = _score([(c, jpeg_gray(c, q)) for c in classic5], restore)
-        rows.append({"set": "classic5", "degradation": f"JPEG q={q}", **r, "published": pub})
-    frames = cars_i420(data)
-    for crf in (35, 40, 45):
-        pairs = [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)]
-        rows.append(
-            {"set": "cars 320x240", "degradation": f"H.264 CRF {crf}", **_score(pairs, restore), "published": {}}
-        )
     info = backend.model_info(model)
-    return {"model": model, "model_version": info.version, "backend": backend.name, "rows": rows}
+    return {
+        "model": model,
+        "model_version": info.version,
+        "backend": backend.name,
+        "rows": artifact_rows(restore, data),
+    }
 
 
 def format_deblock_table(result: dict[str, Any]) -> str:

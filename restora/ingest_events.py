@@ -160,7 +160,11 @@ class SeenEvents:
 
     def unseen(self, events: Iterable[ObjectCreated]) -> list[ObjectCreated]:
         """``events`` not recorded yet, in order, duplicates within ``events`` dropped (records nothing)."""
-        seen = set(self._load())
+        return self._fresh(self._load(), events)
+
+    @staticmethod
+    def _fresh(items: Iterable[str], events: Iterable[ObjectCreated]) -> list[ObjectCreated]:
+        seen = set(items)
         out = []
         for e in events:
             if e.identity not in seen:
@@ -171,14 +175,9 @@ class SeenEvents:
     def add_new(self, events: Iterable[ObjectCreated]) -> list[ObjectCreated]:
         """Record ``events`` and return those not seen before (in order, duplicates within the batch dropped)."""
         items = self._load()
-        seen = set(items)
-        new = []
-        for e in events:
-            if e.identity not in seen:
-                seen.add(e.identity)
-                items.append(e.identity)
-                new.append(e)
+        new = self._fresh(items, events)
         if new:
+            items += [e.identity for e in new]
             self.store.put_bytes(self.key, json.dumps(items[-self.max_items :]).encode())
         return new
 

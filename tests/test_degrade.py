@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from restora.evaluation import cars_i420
 from restora.metrics import psnr
 from training import degrade
 
@@ -21,8 +22,7 @@ def img(data: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def cars(data: Path) -> np.ndarray:
     """First 10 frames of the cars clip (raw I420 320x240), luma replicated to RGB: (10, 240, 320, 3) uint8."""
-    raw = np.fromfile(data / "video/cars/cars_320x240.i420", dtype=np.uint8).reshape(-1, 320 * 240 * 3 // 2)
-    y = raw[:10, : 320 * 240].reshape(10, 240, 320)
+    y = np.stack([planes[0] for planes in cars_i420(data)[:10]])
     return np.repeat(y[..., None], 3, axis=3)
 
 

@@ -24,7 +24,6 @@ import argparse
 import json
 import platform
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from restora.color import rgb_to_y
-from restora.evaluation import cars_i420, encode_i420, jpeg_gray
-from restora.metrics import psnr
+from restora.evaluation import artifact_rows, jpeg_gray
 from training.degrade import resize, video_compress
+from training.export import export_onnx
 from training.nets import LumaRestore
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -122,54 +121,18 @@ def restore_y(net: LumaRestore, y: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out.numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
-def evaluate(net: LumaRestore, root: Path, restore: Any = None) -> dict[str, Any]:
-    """classic5 JPEG q=10 and cars H.264 CRF 35/40/45: PSNR of input and output, and the gain.
-
-    ``restore`` (``(H, W) uint8 -> (H, W) uint8``) defaults to ``net`` in torch; the packaged ONNX
-    model is evaluated through the same function by passing it.
-    """
-    run = restore or (lambda y: restore_y(net, y))
+def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
+    """classic5 JPEG q=10 and cars H.264 CRF 35/40/45 (``restora.evaluation.artifact_rows``, the same
+    protocol as ``restora eval``): PSNR of input and output, and the gain."""
     net.eval()
-    res: dict[str, Any] = {}
-    rows = []
-    for p in sorted((root / "images/classic5").glob("*.bmp")):
-        clean = np.asarray(Image.open(p).convert("L"))
-        comp = jpeg_gray(clean, 10)
-        rows.append((psnr(clean, comp, peak=255.0), psnr(clean, run(comp), peak=255.0)))
-    res["classic5_jpeg_q10"] = {
-        "input": float(np.mean([r[0] for r in rows])),
-        "output": float(np.mean([r[1] for r in rows])),
-    }
-    frames = cars_i420(root)
-    for crf in (35, 40, 45):
-        dec = encode_i420(frames, crf)
-        pin = float(np.mean([psnr(t[0], d, peak=255.0) for t, d in zip(frames, dec, strict=True)]))
-        pout = float(np.mean([psnr(t[0], run(d), peak=255.0) for t, d in zip(frames, dec, strict=True)]))
-        res[f"cars_h264_crf{crf}"] = {"input": pin, "output": pout}
-    for v in res.values():
-        v["gain"] = v["output"] - v["input"]
+    rows = artifact_rows(lambda y: restore_y(net, y).astype(np.float64), root, qualities=(10,))
     net.train()
+    res: dict[str, Any] = {}
+    for r in rows:
+        kind, level = r["degradation"].split()[0], r["degradation"].split()[-1]
+        name = f"classic5_jpeg_q{level.split('=')[-1]}" if kind == "JPEG" else f"cars_h264_crf{level}"
+        res[name] = {"input": r["input"], "output": r["model"], "gain": r["gain"]}
     return res
-
-
-def export_onnx(net: LumaRestore, path: Path) -> None:
-    """Dynamic batch, height and width; tensor names IN_Y -> OUT_Y."""
-    net.eval()
-    with warnings.catch_warnings():  # the TorchScript exporter on purpose: no onnxscript dependency
-        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
-        torch.onnx.export(
-            net,
-            (torch.rand(1, 1, 32, 32),),
-            str(path),
-            input_names=["IN_Y"],
-            output_names=["OUT_Y"],
-            dynamic_axes={
-                "IN_Y": {0: "batch", 2: "height", 3: "width"},
-                "OUT_Y": {0: "batch", 2: "height", 3: "width"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             running = 0.0
     train_s = time.time() - t_train
     torch.save(net.state_dict(), a.out / "model.pt")
-    export_onnx(net, a.out / "model.onnx")
+    export_onnx(net, a.out / "model.onnx", "IN_Y", "OUT_Y")
     final = evaluate(net, a.data)
     metrics = {
         "model": "deblock",

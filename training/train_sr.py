@@ -18,7 +18,6 @@ import argparse
 import json
 import platform
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from PIL import Image
 from restora.color import rgb_to_y
 from restora.metrics import psnr_y
 from training.degrade import bicubic_resize, downscale, mild_sr_degradation
+from training.export import export_onnx
 from training.nets import LumaSR
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -107,31 +107,6 @@ def evaluate_set5(net: LumaSR, scale: int, root: Path) -> dict[str, float]:
     net.train()
     out["mean"] = float(np.mean(list(out.values())))
     return out
-
-
-def export_onnx(net: LumaSR, path: Path) -> None:
-    """Export with dynamic batch, height and width; tensor names LR_Y -> SR_Y."""
-    net.eval()
-    dummy = torch.rand(1, 1, 32, 32)
-    with warnings.catch_warnings():  # the TorchScript exporter is chosen on purpose (see dynamo=False)
-        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
-        _export(net, dummy, path)
-
-
-def _export(net: LumaSR, dummy: torch.Tensor, path: Path) -> None:
-    torch.onnx.export(
-        net,
-        (dummy,),
-        str(path),
-        input_names=["LR_Y"],
-        output_names=["SR_Y"],
-        dynamic_axes={
-            "LR_Y": {0: "batch", 2: "height", 3: "width"},
-            "SR_Y": {0: "batch", 2: "out_height", 3: "out_width"},
-        },
-        opset_version=17,
-        dynamo=False,  # the TorchScript exporter: no onnxscript dependency
-    )
 
 
 def load_init(net: LumaSR, path: Path) -> None:
@@ -223,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
 
     final = evaluate_set5(net, a.scale, a.data)
     torch.save(net.state_dict(), a.out / "model.pt")
-    export_onnx(net, a.out / "model.onnx")
+    export_onnx(net, a.out / "model.onnx", "LR_Y", "SR_Y")
     metrics = {
         "model": a.name or f"sr_x{a.scale}",
         "architecture": f"LumaSR (ESPCN-style, bicubic residual, {a.act})",

@@ -8,7 +8,19 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from restora.errors import ConfigError
 from restora.inference import InferenceBackend
+
+
+def check_strength(stage: str, strength: object) -> float:
+    """A stage's ``strength`` option as a float in [0, 1] (0 = input unchanged, 1 = the model's output).
+
+    Raises:
+        ConfigError: not a number in [0, 1].
+    """
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise ConfigError(f"{stage} strength must be a number in [0, 1], not {strength!r}")
+    return float(strength)
 
 
 @dataclass

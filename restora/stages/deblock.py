@@ -16,7 +16,7 @@ import numpy.typing as npt
 from restora.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from restora.errors import ConfigError
 from restora.inference import infer_images
-from restora.stages.base import Stage, StageContext
+from restora.stages.base import Stage, StageContext, check_strength
 
 
 class Deblock(Stage):
@@ -29,9 +29,7 @@ class Deblock(Stage):
 
     def __init__(self, ctx: StageContext, model: str = "deblock", strength: float = 1.0) -> None:
         super().__init__(ctx)
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-            raise ConfigError(f"deblock strength must be a number in [0, 1], not {strength!r}")
-        self.model, self.strength = model, float(strength)
+        self.model, self.strength = model, check_strength("deblock", strength)
         info = ctx.backend.model_info(model)
         if info.scale != 1 or info.channels != 1:
             raise ConfigError(f"model {model} is x{info.scale} with {info.channels} channels; need x1 luma")

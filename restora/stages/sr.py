@@ -17,7 +17,7 @@ from PIL import Image
 from restora.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from restora.errors import ConfigError
 from restora.inference import infer_images
-from restora.stages.base import Stage, StageContext
+from restora.stages.base import Stage, StageContext, check_strength
 
 
 def resize_plane(plane: npt.NDArray[np.float32], width: int, height: int) -> npt.NDArray[np.float32]:
@@ -37,9 +37,7 @@ class SuperResolution(Stage):
         super().__init__(ctx)
         if scale not in (2, 4):
             raise ConfigError(f"sr scale must be 2 or 4, not {scale}")
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-            raise ConfigError(f"sr strength must be a number in [0, 1], not {strength!r}")
-        self.scale, self.strength = scale, float(strength)
+        self.scale, self.strength = scale, check_strength("sr", strength)
         self.model = model or f"sr_x{scale}"
         info = ctx.backend.model_info(self.model)
         if info.scale != scale or info.channels != 1:

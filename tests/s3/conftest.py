@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from moto.server import ThreadedMotoServer
@@ -69,6 +70,22 @@ def settings_for(endpoint: str, tmp_path_cache: object, **kw: object) -> Storage
     }
     base.update(kw)
     return StorageSettings.model_validate(base)
+
+
+def use_s3(monkeypatch: pytest.MonkeyPatch, endpoint: str, cache_dir: Path, **env: str) -> None:
+    """Point Restora's settings (the environment the flow reads) at ``endpoint`` with the test credentials."""
+    base = {"S3_ENDPOINT": endpoint, "ACCESS_KEY": ACCESS, "SECRET_KEY": SECRET, "REGION": "us-east-1"}
+    for k, v in {**base, "CACHE_DIR": str(cache_dir), **env}.items():
+        monkeypatch.setenv(f"RESTORA_STORAGE__{k}", v)
+
+
+def bucket_stores(endpoint: str, cache_dir: Path, *buckets: str) -> dict[str, S3Store]:
+    """Test-side stores on ``buckets`` of ``endpoint`` (created if missing), by bucket name."""
+    base = settings_for(endpoint, cache_dir)
+    stores = {b: S3Store.from_settings(base.model_copy(update={"bucket": b})) for b in buckets}
+    for st in stores.values():
+        st.ensure_bucket()
+    return stores
 
 
 @pytest.fixture

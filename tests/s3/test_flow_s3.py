@@ -15,35 +15,15 @@ from flows.restore_video import run
 from restora import manifest, media, progress
 from restora.errors import TransientServiceError
 from restora.s3 import S3Store
-from restora.settings import StorageSettings
 from restora.spec import RestoreSpec
-from tests.s3.conftest import ACCESS, SECRET, free_port
+from tests.s3.conftest import ACCESS, SECRET, bucket_stores, free_port, use_s3
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 def test_flow_s3_in_s3_out(s3_endpoint: str, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in {
-        "S3_ENDPOINT": s3_endpoint,
-        "ACCESS_KEY": ACCESS,
-        "SECRET_KEY": SECRET,
-        "REGION": "us-east-1",
-        "CACHE_DIR": str(tmp_path / "cache"),
-    }.items():
-        monkeypatch.setenv(f"RESTORA_STORAGE__{k}", v)
-    s = StorageSettings.model_validate(
-        {
-            "s3_endpoint": s3_endpoint,
-            "access_key": ACCESS,
-            "secret_key": SECRET,
-            "region": "us-east-1",
-            "cache_dir": tmp_path / "c2",
-        }
-    )
-    stores = {}
-    for bucket in ("ingest", "masters", "assets"):
-        stores[bucket] = S3Store.from_settings(s.model_copy(update={"bucket": bucket}))
-        stores[bucket].ensure_bucket()
+    use_s3(monkeypatch, s3_endpoint, tmp_path / "cache")
+    stores = bucket_stores(s3_endpoint, tmp_path / "c2", "ingest", "masters", "assets")
     src = data / "video/misc/realshort.mp4"
     stores["ingest"].put_file("incoming/realshort.mp4", src)
     result = run(
@@ -81,18 +61,8 @@ def test_s3_outage_mid_run_retries_and_completes(data: Path, tmp_path: Path, mon
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    for k, v in {"S3_ENDPOINT": endpoint, "ACCESS_KEY": ACCESS, "SECRET_KEY": SECRET, "REGION": "us-east-1",
-                 "CACHE_DIR": str(tmp_path / "cache"), "RETRIES": "0", "TIMEOUT_S": "5",
-                 "BUCKET": "assets-outage"}.items():  # fmt: skip
-        monkeypatch.setenv(f"RESTORA_STORAGE__{k}", v)
-    base = StorageSettings.model_validate(
-        {"s3_endpoint": endpoint, "access_key": ACCESS, "secret_key": SECRET, "region": "us-east-1",
-         "cache_dir": tmp_path / "c2", "retries": 0}
-    )  # fmt: skip
-    buckets = ("ingest", "masters-outage", "assets-outage")
-    stores = {b: S3Store.from_settings(base.model_copy(update={"bucket": b})) for b in buckets}
-    for s in stores.values():
-        s.ensure_bucket()
+    use_s3(monkeypatch, endpoint, tmp_path / "cache", RETRIES="0", TIMEOUT_S="5", BUCKET="assets-outage")
+    stores = bucket_stores(endpoint, tmp_path / "c2", "ingest", "masters-outage", "assets-outage")
     src = data / "video/misc/realshort.mp4"
     stores["ingest"].put_file("outage/realshort.mp4", src)
     first_chunk_done = threading.Event()

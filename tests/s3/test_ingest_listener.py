@@ -29,9 +29,7 @@ from prefect.client.schemas.objects import FlowRun
 
 from flows.on_ingest import make_dispatcher, on_ingest
 from restora.ingest_listener import IngestListener
-from restora.s3 import S3Store
-from restora.settings import StorageSettings
-from tests.s3.conftest import ACCESS, SECRET, free_port
+from tests.s3.conftest import bucket_stores, free_port, use_s3
 from tests.s3.test_ingest_events import MINIO_EVENT
 
 pytestmark = [pytest.mark.s3, pytest.mark.usefixtures("prefect_harness")]
@@ -172,17 +170,11 @@ def test_missing_deployment_is_a_clear_500(
 def test_polling_mode(s3_endpoint: str, deployment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``on-ingest`` without notifications: lists the prefix, starts runs for new objects, keeps a watermark."""
     bucket = f"ing-{uuid.uuid4().hex[:8]}"
-    env = {"S3_ENDPOINT": s3_endpoint, "ACCESS_KEY": ACCESS, "SECRET_KEY": SECRET, "REGION": "us-east-1",
-           "BUCKET": f"assets-{uuid.uuid4().hex[:8]}", "CACHE_DIR": str(tmp_path / "c"), "RETRIES": "0"}  # fmt: skip
-    for k, v in env.items():
-        monkeypatch.setenv(f"RESTORA_STORAGE__{k}", v)
+    assets_bucket = f"assets-{uuid.uuid4().hex[:8]}"
+    use_s3(monkeypatch, s3_endpoint, tmp_path / "c", RETRIES="0", BUCKET=assets_bucket)
     monkeypatch.setenv("RESTORA_INGEST__RULES", json.dumps([{**RULES[0], "bucket": bucket}]))
-    base = StorageSettings.model_validate({"s3_endpoint": s3_endpoint, "access_key": ACCESS, "secret_key": SECRET,
-                                           "region": "us-east-1", "cache_dir": tmp_path / "c2"})  # fmt: skip
-    src = S3Store.from_settings(base.model_copy(update={"bucket": bucket}))
-    src.ensure_bucket()
-    assets = S3Store.from_settings(base.model_copy(update={"bucket": os.environ["RESTORA_STORAGE__BUCKET"]}))
-    assets.ensure_bucket()
+    stores = bucket_stores(s3_endpoint, tmp_path / "c2", bucket, assets_bucket)
+    src, assets = stores[bucket], stores[assets_bucket]
     src.put_bytes("incoming/a.mp4", b"a")
     src.put_bytes("notes/readme.txt", b"not under the rule's prefix")
     first = on_ingest()
