@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 DATA ?= ../shared/data
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: help install demo test test-fast lint eval bench train clean
+.PHONY: help install demo test test-fast lint eval bench train train-sr train-int8 train-deblock train-denoise train-joint train-vsr clean
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -50,13 +50,51 @@ bench: install triton-venv  ## speed/quality benchmarks (ratios against a baseli
 	$(PY) -m benchmarks.quality
 	$(PY) -m benchmarks.int8
 
-train: install  ## re-train the SR models from ../shared/data and re-package them into triton_models/
+train: train-sr train-int8 train-deblock train-denoise train-joint train-vsr  ## re-train every model from ../shared/data and re-package it into triton_models/ (hours on 2 CPU cores)
+
+PACKAGE := $(PY) -m training.package_model --channels 1
+
+train-sr: install  ## sr_x2, sr_x4
 	for s in 2 4; do \
 	  $(PY) -m training.train_sr --scale $$s --iters 8000 --out training/runs/sr_x$$s && \
-	  $(PY) -m training.package_model --onnx training/runs/sr_x$$s/model.onnx --name sr_x$$s --scale $$s --channels 1 \
+	  $(PACKAGE) --onnx training/runs/sr_x$$s/model.onnx --name sr_x$$s --scale $$s \
 	    --metrics-json training/runs/sr_x$$s/metrics.json \
 	    --description "Fidelity super-resolution x$$s on luma (ESPCN-style with bicubic residual); chroma is resampled bicubically by the sr stage"; \
 	done
+
+train-int8: install  ## sr_x2_int8, sr_x4_int8: ReLU twins fine-tuned from the shipped FP32 weights, then static INT8
+	for s in 2 4; do \
+	  $(PY) -m training.train_sr --scale $$s --iters 4000 --lr 1e-3 --act relu --name sr_x$${s}_relu \
+	    --init triton_models/sr_x$$s/1/model.onnx --out training/runs/sr_x$${s}_relu && \
+	  $(PY) -m training.quantize --model sr_x$$s --src training/runs/sr_x$${s}_relu/model.onnx \
+	    --out training/runs/sr_x$${s}_int8 && \
+	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8/model.onnx --name sr_x$${s}_int8 --scale $$s \
+	    --metrics-json training/runs/sr_x$${s}_int8/metrics.json; \
+	done
+
+train-deblock: install  ## deblock
+	$(PY) -m training.train_deblock --iters 9000 --patch 48 --eval-every 3000 --out training/runs/deblock
+	$(PACKAGE) --onnx training/runs/deblock/model.onnx --name deblock --scale 1 --metrics-json training/runs/deblock/metrics.json \
+	  --description "compression-artifact removal (blocking, ringing, mosquito noise) on luma, same size; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 30-46"
+
+train-denoise: install  ## denoise
+	$(PY) -m training.train_denoise --iters 6000 --blocks 8 --eval-every 2000 --out training/runs/denoise
+	$(PACKAGE) --onnx training/runs/denoise/model.onnx --name denoise --scale 1 --metrics-json training/runs/denoise/metrics.json \
+	  --description "blind denoising (Gaussian and Poisson noise of unknown level) of luma, same size"
+
+train-joint: install  ## restore_joint_x2
+	$(PY) -m training.train_joint --iters 5000 --eval-every 500 --out training/runs/restore_joint_x2_stage1
+	$(PY) -m training.train_joint --iters 3000 --lr 3e-4 --video-fraction 0.5 --segments 12 --eval-every 500 \
+	  --init training/runs/restore_joint_x2_stage1/model.pt --out training/runs/restore_joint_x2
+	$(PACKAGE) --onnx training/runs/restore_joint_x2/model.onnx --name restore_joint_x2 --scale 2 \
+	  --metrics-json training/runs/restore_joint_x2/metrics.json \
+	  --description "joint denoising + compression-artifact removal + super-resolution x2 of luma in one network"
+
+train-vsr: install  ## vsr_x4 (warm start from the shipped sr_x4)
+	$(PY) -m training.train_vsr --iters 8000 --threads 1 --init triton_models/sr_x4/1/model.onnx --out training/runs/vsr_x4
+	$(PACKAGE) --onnx training/runs/vsr_x4/model.onnx --name vsr_x4 --scale 4 --frames 5 \
+	  --metrics-json training/runs/vsr_x4/metrics.json \
+	  --description "multi-frame video super-resolution x4 of luma (5 consecutive frames in, the middle one out)"
 
 clean:  ## remove build outputs (keeps the virtualenvs)
 	rm -rf out build .pytest_cache .mypy_cache .ruff_cache

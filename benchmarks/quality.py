@@ -4,9 +4,10 @@
 * Video: ``cars_320x240.i420`` is ground truth; it is downscaled x2 (bicubic) and restored x2 by
   the production ``sr`` stage; PSNR-Y (border 2) against the truth, restored vs bicubic.
 * Speed: frames/s of the ``sr`` stage vs bicubic upscaling of the same frames, same process.
-* Artifact removal: ``restora.evaluation.evaluate_deblock`` (classic5 grayscale JPEG q=10..40, the
-  cars clip by libx264 at CRF 35/40/45; against the compressed input and the best of three
-  Gaussian blurs, the trivial baseline a model must beat).
+* Every model's evaluation (``restora.evaluation.evaluate_all``, the ``make eval`` tables): SR on
+  Set5, artifact removal and denoising against their input and the best Gaussian blur (the trivial
+  baseline a model must beat), video SR against per-frame SR (PSNR and temporal warp error), joint
+  restoration against the three-model chain (PSNR and wall-time ratio, same run).
 
     python -m benchmarks.quality        (make bench)   -> benchmarks/results/quality.json
 """
@@ -16,13 +17,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from restora.color import rgb_to_y
-from restora.evaluation import evaluate_deblock, evaluate_sr_set5, format_deblock_table, format_table
+from restora.evaluation import evaluate_all
 from restora.inference import LocalOnnx
 from restora.metrics import crop_border, psnr
 from restora.settings import get_settings
@@ -46,18 +46,11 @@ def i420_frames(path: Path, w: int, h: int) -> list[np.ndarray]:
     return out
 
 
-def deblock_quality(backend: LocalOnnx) -> dict[str, Any]:
-    """``restora.evaluation.evaluate_deblock`` (classic5 JPEG, cars H.264; input, best blur, model), printed."""
-    result = evaluate_deblock(backend, DATA)
-    print(format_deblock_table(result))
-    return result
-
-
 def main() -> None:
     s = get_settings()
     backend = LocalOnnx(s.models.repository, s.models.threads)
-    set5 = [evaluate_sr_set5(backend, sc, DATA) for sc in (2, 4)]
-    print(format_table(set5))
+    models = {p.name for p in s.models.repository.iterdir() if (p / "config.pbtxt").exists()}
+    evaluations = evaluate_all(backend, DATA, models)
 
     truth = i420_frames(DATA / "video/cars/cars_320x240.i420", 320, 240)
     lr = np.stack([np.asarray(Image.fromarray(t).resize((160, 120), Image.Resampling.BICUBIC)) for t in truth])
@@ -94,9 +87,8 @@ def main() -> None:
         f"gain {video['gain_db']:+.2f} dB; speed {video['sr_fps']:.1f} fps vs bicubic {video['bicubic_fps']:.1f} fps "
         f"(ratio {video['speed_ratio_sr_vs_bicubic']:.3f})"
     )
-    deblock = deblock_quality(backend)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"set5": set5, "video": video, "deblock": deblock}, indent=2))
+    OUT.write_text(json.dumps({**evaluations, "video": video}, indent=2))
     print(f"wrote {OUT}")
 
 

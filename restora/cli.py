@@ -1,6 +1,7 @@
 """``restora`` command line.
 
-    restora restore INPUT [-o OUTPUT] [--scale 1|2|4] [--preset fidelity] [--stages sr,...]
+    restora restore INPUT [-o OUTPUT] [--scale 1|2|4] [--preset fidelity]
+                    [--stages denoise,deblock:strength=0.5,sr:model=NAME]
     restora probe INPUT [--json]
     restora eval [--json FILE]
     restora eval-sr [--scale 2 4] [--json FILE]
@@ -23,9 +24,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from restora.errors import ConfigError, RestoraError
+
+if TYPE_CHECKING:
+    from restora.spec import StageSpec
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -89,7 +93,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
     if a.triton:
         os.environ["RESTORA_TRITON__URL"] = a.triton
     from restora import media, progress
-    from restora.spec import RestoreSpec, StageSpec
+    from restora.spec import RestoreSpec
 
     if "://" in a.input:
         if not a.output:
@@ -98,7 +102,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
     else:
         info = media.probe(a.input)
         output = a.output or default_output(a.input, info.video.lossless)
-    stages = [StageSpec(type=s.strip()) for s in a.stages.split(",") if s.strip()] if a.stages else []
+    stages = parse_stages(a.stages) if a.stages else []
     spec = RestoreSpec(
         input=a.input,
         output=output,
@@ -171,6 +175,34 @@ def cmd_probe(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def parse_stages(text: str) -> list[StageSpec]:
+    """``--stages`` text -> stage specs: comma-separated stages, each ``type[:key=value]...``, e.g.
+    ``denoise:strength=0.7,deblock,sr:model=restore_joint_x2``; values are JSON where they parse
+    (numbers, booleans), else strings.
+
+    Raises:
+        ConfigError: an option without ``=`` or an empty key.
+    """
+    from restora.spec import StageSpec
+
+    specs = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        kind, *opts = item.split(":")
+        options: dict[str, object] = {}
+        for opt in opts:
+            key, sep, raw = opt.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"stage option {opt!r} in {item!r} is not key=value")
+            try:
+                options[key.strip()] = json.loads(raw)
+            except json.JSONDecodeError:
+                options[key.strip()] = raw.strip()
+        specs.append(StageSpec(type=kind.strip(), options=options))
+    return specs
+
+
 def eval_fraction(text: str) -> float:
     num, _, den = text.partition("/")
     return float(num) / float(den or 1)
@@ -191,24 +223,16 @@ def cmd_eval_sr(a: argparse.Namespace) -> int:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from restora.evaluation import evaluate_deblock, evaluate_sr_set5, format_deblock_table, format_table
+    from restora.evaluation import evaluate_all
     from restora.inference import LocalOnnx
     from restora.settings import get_settings
 
     s = get_settings()
     backend = LocalOnnx(s.models.repository, s.models.threads)
-    data = Path(a.data)
-    sr_models = sorted(
-        p.name for p in s.models.repository.iterdir() if p.name.startswith("sr_x") and (p / "config.pbtxt").exists()
-    )
-    sr = [evaluate_sr_set5(backend, backend.model_info(m).scale, data, model=m) for m in sr_models]
-    print(format_table(sr))
-    deblock = evaluate_deblock(backend, data) if (s.models.repository / "deblock").is_dir() else None
-    if deblock:
-        print()
-        print(format_deblock_table(deblock))
+    have = {p.name for p in s.models.repository.iterdir() if (p / "config.pbtxt").exists()}
+    results = evaluate_all(backend, Path(a.data), have)
     if a.json:
-        Path(a.json).write_text(json.dumps({"sr": sr, "deblock": deblock}, indent=2))
+        Path(a.json).write_text(json.dumps(results, indent=2))
     return EXIT_OK
 
 
@@ -257,7 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", help="output file; extension picks the container (.mp4 .mov .mkv)")
     r.add_argument("--scale", type=int, choices=(1, 2, 4), default=2)
     r.add_argument("--preset", default="fidelity", choices=("fidelity", "forensic", "broadcast", "archival-film"))
-    r.add_argument("--stages", help="comma-separated stage list overriding the preset, e.g. 'sr'")
+    r.add_argument(
+        "--stages",
+        help="comma-separated stages overriding the preset, each TYPE[:KEY=VALUE]..., "
+        "e.g. 'denoise,deblock:strength=0.5,sr' or 'sr:model=restore_joint_x2'",
+    )
     r.add_argument("--triton", metavar="URL", help="Triton endpoint host:port (default: in-process ONNX Runtime)")
     r.add_argument("--crf", type=float, default=16.0, help="libx264 CRF for lossy outputs (default 16)")
     r.add_argument("--x264-preset", default="fast")

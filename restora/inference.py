@@ -8,7 +8,9 @@ same files from a Triton server. Both return identical results (an equivalence t
 Model repository layout (Triton's): ``<repository>/<name>/<version>/model.onnx``. Every Restora
 model maps an image batch ``(N, C, h, w)`` float32 in [0, 1] to ``(N, C, h*scale, w*scale)``
 float32; its scale, channel count and tile limit are stored as ONNX metadata
-(``restora.scale``, ``restora.channels``, ``restora.max_tile``).
+(``restora.scale``, ``restora.channels``, ``restora.max_tile``). A multi-frame (video) model also
+declares ``restora.frames`` = F: its input stacks F consecutive frames, ``(N, F*C, h, w)`` (oldest
+first), and its output is the middle frame restored, ``(N, C, h*scale, w*scale)``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class ModelInfo:
     channels: int
     max_tile: int  # largest input edge the model accepts in one piece; 0 = unlimited
     max_batch: int
+    frames: int = 1  # temporal window of a video model: input channels = frames * channels
+
+    @property
+    def in_channels(self) -> int:
+        """Input channel count: ``frames * channels``."""
+        return self.frames * self.channels
 
 
 @runtime_checkable
@@ -107,6 +115,7 @@ def read_model_info(path: Path, name: str, version: str, max_batch: int) -> Mode
             channels=int(meta["restora.channels"]),
             max_tile=int(meta.get("restora.max_tile", "0")),
             max_batch=max_batch,
+            frames=int(meta.get("restora.frames", "1")),
         )
     except KeyError as exc:
         raise ModelError(f"{path}: missing metadata {exc}") from exc
@@ -149,8 +158,8 @@ class LocalOnnx:
 
     def infer(self, model: str, batch: F32) -> F32:
         sess, info = self._session(model)
-        if batch.ndim != 4 or batch.shape[1] != info.channels:
-            raise ModelError(f"{model}: expected (N, {info.channels}, H, W) input, got {batch.shape}")
+        if batch.ndim != 4 or batch.shape[1] != info.in_channels:
+            raise ModelError(f"{model}: expected (N, {info.in_channels}, H, W) input, got {batch.shape}")
         out = sess.run([info.output_name], {info.input_name: np.ascontiguousarray(batch, dtype=np.float32)})  # type: ignore[attr-defined]
         return np.asarray(out[0], dtype=np.float32)
 
@@ -168,7 +177,7 @@ def infer_images(backend: InferenceBackend, model: str, x: F32, tile: int = 0, o
     Args:
         backend: where the model runs.
         model: model name in the repository.
-        x: ``(N, C, H, W)`` float32 in [0, 1].
+        x: ``(N, F*C, H, W)`` float32 in [0, 1] (``F`` = ``info.frames``, 1 for image models).
         tile: caller's tile size in input pixels (0 = the model's own limit, or none).
         overlap: tile overlap in input pixels.
 
@@ -197,4 +206,12 @@ def infer_images(backend: InferenceBackend, model: str, x: F32, tile: int = 0, o
 
 def _infer_tiled(backend: InferenceBackend, model: str, info: ModelInfo, x: F32, tile: int, overlap: int) -> F32:
     limit = min(t for t in (tile, info.max_tile) if t > 0) if (tile > 0 or info.max_tile > 0) else 0
-    return run_tiled(lambda b: backend.infer(model, b), x, info.scale, limit, overlap=overlap, max_batch=info.max_batch)
+    return run_tiled(
+        lambda b: backend.infer(model, b),
+        x,
+        info.scale,
+        limit,
+        overlap=overlap,
+        max_batch=info.max_batch,
+        out_channels=info.channels,
+    )

@@ -61,9 +61,13 @@ class RestoreSpec(BaseModel):
                     raise ConfigError(f"sr stage scale {s.options['scale']} differs from --scale {self.scale}")
         if self.scale == 1 and sr:
             raise ConfigError("an sr stage needs --scale 2 or 4")
+        from restora.stages import check_stage
+
         for s in stages:
             if s.type == "sr" and any("scale" in o for o in s.shots.values()):
                 raise ConfigError("the sr scale is the run's --scale: it cannot change per shot")
+            for options in (s.options, *s.shots.values()):
+                check_stage(s.type, options)
         return stages
 
     def stages_for(self, shot: int | None) -> list[StageSpec]:

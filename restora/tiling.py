@@ -49,21 +49,25 @@ def run_tiled(
     tile: int,
     overlap: int = 16,
     max_batch: int = 8,
+    out_channels: int | None = None,
 ) -> F32:
     """Apply ``infer`` to ``x`` tile by tile, batching tiles, and blend the outputs.
 
     Args:
-        infer: maps ``(n, C, th, tw)`` float32 to ``(n, C, th*scale, tw*scale)`` float32.
+        infer: maps ``(n, C, th, tw)`` float32 to ``(n, C', th*scale, tw*scale)`` float32.
         x: ``(N, C, H, W)`` float32 in [0, 1].
         scale: the model's integer upscaling factor (1 for restoration models).
         tile: tile edge in input pixels; ``0`` or ``>= max(H, W)`` runs whole frames.
         overlap: input pixels shared by neighbouring tiles.
         max_batch: tiles (or frames) per ``infer`` call.
+        out_channels: ``C'``, the output channel count (default ``C``; a multi-frame model takes
+            several frames' channels and returns one frame's).
 
     Returns:
-        ``(N, C, H*scale, W*scale)`` float32.
+        ``(N, C', H*scale, W*scale)`` float32.
     """
     n, c, h, w = x.shape
+    c = out_channels or c
     if tile <= 0 or (tile >= h and tile >= w):
         outs = [infer(x[i : i + max_batch]) for i in range(0, n, max_batch)]
         return np.concatenate(outs, axis=0)

@@ -215,13 +215,13 @@ class Triton:
             scale = int(_param(config, "restora.scale") or "")
             channels = int(_param(config, "restora.channels") or "")
             max_tile = int(_param(config, "restora.max_tile") or "0")
+            frames = int(_param(config, "restora.frames") or "1")
         except ValueError as exc:
             raise ModelError(f"{where}: config parameters restora.scale/restora.channels missing or invalid") from exc
         server_max_batch = int(config.get("max_batch_size", 0))
         if server_max_batch < 1:
             raise ModelError(f"{where}: max_batch_size must be >= 1 (batched NCHW model), got {server_max_batch}")
-        want = [-1, channels, -1, -1]
-        for t in (inputs[0], outputs[0]):
+        for t, want in ((inputs[0], [-1, frames * channels, -1, -1]), (outputs[0], [-1, channels, -1, -1])):
             shape = [int(d) for d in t.get("shape", [])]
             if t.get("datatype") != "FP32" or shape != want:
                 raise ModelError(
@@ -236,6 +236,7 @@ class Triton:
             scale=scale,
             channels=channels,
             max_tile=max_tile,
+            frames=frames,
             max_batch=min(server_max_batch, self.max_batch) if self.max_batch else server_max_batch,
         )
 
@@ -244,7 +245,7 @@ class Triton:
 
         Args:
             model: model name on the server.
-            batch: ``(N, C, h, w)`` float32 in [0, 1].
+            batch: ``(N, F*C, h, w)`` float32 in [0, 1] (``F`` frames of a video model, else 1).
 
         Returns:
             ``(N, C, h*scale, w*scale)`` float32 (not clipped).
@@ -255,8 +256,8 @@ class Triton:
             PermanentServiceError: the server refused the request.
         """
         info = self.model_info(model)
-        if batch.ndim != 4 or batch.shape[1] != info.channels:
-            raise ModelError(f"{model}: expected (N, {info.channels}, H, W) input, got {batch.shape}")
+        if batch.ndim != 4 or batch.shape[1] != info.in_channels:
+            raise ModelError(f"{model}: expected (N, {info.in_channels}, H, W) input, got {batch.shape}")
         x = np.ascontiguousarray(batch, dtype=np.float32)
         outs = [self._request(info, x[i : i + info.max_batch]) for i in range(0, x.shape[0], info.max_batch)]
         return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
@@ -284,8 +285,8 @@ class Triton:
                 f"infer {info.name}", self._client.infer, info.name, [inp], outputs=[out], headers=headers or None
             )
             y = result.as_numpy(info.output_name)
-        n, c, h, w = x.shape
-        want = (n, c, h * info.scale, w * info.scale)
+        n, _, h, w = x.shape
+        want = (n, info.channels, h * info.scale, w * info.scale)
         if y is None or tuple(y.shape) != want:
             got = None if y is None else tuple(y.shape)
             raise PermanentServiceError(f"Triton infer {info.name}: output {got}, expected {want}")

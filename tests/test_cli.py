@@ -84,3 +84,25 @@ def test_one_frame_ffv1_image_like_input(tmp_path: Path) -> None:
     info = media.probe(out)
     assert (info.video.codec, info.video.width, info.video.height, info.video.frames) == ("ffv1", 320, 240, 1)
     assert info.video.is_rgb  # lossless RGB in, lossless RGB out
+
+
+def test_stage_options_on_the_command_line() -> None:
+    from restora.cli import parse_stages
+    from restora.errors import ConfigError
+
+    specs = parse_stages("denoise:strength=0.7, deblock ,sr:model=restore_joint_x2:strength=1")
+    assert [(s.type, s.options) for s in specs] == [
+        ("denoise", {"strength": 0.7}),
+        ("deblock", {}),
+        ("sr", {"model": "restore_joint_x2", "strength": 1}),
+    ]
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_stages("sr:model")
+
+
+def test_unknown_stage_option_is_a_usage_error(tmp_path: Path, data: Path) -> None:
+    r = cli(
+        "restore", str(data / "video/misc/realshort.mp4"), "--stages", "sr:sharpness=3", "-o", str(tmp_path / "o.mp4")
+    )
+    assert r.returncode == 2 and "has no option sharpness" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.mp4").exists()

@@ -70,3 +70,59 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
     assert m["psnr_cars_h264_crf35"]["input"] > m["psnr_cars_h264_crf45"]["input"]
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
     assert {"Conv", "Relu", "Add"} <= ops
+
+
+def test_train_denoise_recipe_smoke(tmp_path: Path) -> None:
+    """Clean stills and video frames, fresh blind noise per patch, 2 iterations, export, held-out evaluation."""
+    from training import train_denoise
+
+    out = tmp_path / "run"
+    train_denoise.main(["--iters", "2", "--batch", "2", "--patch", "32", "--limit-images", "2", "--video-every", "100",
+                        "--max-frames", "20", "--eval-every", "2", "--out", str(out)])  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["model"] == "denoise" and m["training_images"] == 2 + 4  # 2 stills + frame 0 of each of 4 clips
+    g25 = m["psnr_classic5_gaussian_25"]
+    assert abs(g25["input"] - 20.26) < 0.05, "seeded sigma-25 noise on classic5: the same input every run"
+    assert g25["best_blur"] > g25["input"] + 5 and np.isfinite(g25["output"])
+    assert m["psnr_classic5_gaussian_50"]["input"] < m["psnr_classic5_gaussian_15"]["input"]
+    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert {"Conv", "Relu", "Add"} <= ops
+
+
+def test_train_joint_recipe_smoke(tmp_path: Path) -> None:
+    """Noisy + JPEG stills and real H.264/HEVC encodes of x2-downscaled video, 2 iterations, export, evaluation."""
+    from training import train_joint
+
+    out = tmp_path / "run"
+    train_joint.main(["--iters", "2", "--batch", "2", "--patch", "24", "--limit-images", "2", "--segments", "1",
+                      "--seg-len", "3", "--max-frames", "12", "--eval-every", "2", "--out", str(out)])  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["model"] == "restore_joint_x2" and m["training_pairs"]["video_frames"] == 12
+    cases = m["psnr_y"]
+    assert set(cases) == {
+        "Set5 x2 sigma=10 + JPEG q=40",
+        "Set5 x2 sigma=20 + JPEG q=30",
+        "cars x2 sigma=5 + H.264 CRF 35",
+    }
+    assert cases["Set5 x2 sigma=20 + JPEG q=30"]["bicubic"] < cases["Set5 x2 sigma=10 + JPEG q=40"]["bicubic"]
+    model = onnx.load(str(out / "model.onnx"))
+    assert {"Conv", "PRelu", "DepthToSpace", "Resize"} <= {n.op_type for n in model.graph.node}
+
+
+def test_train_vsr_recipe_smoke(tmp_path: Path) -> None:
+    """Warm start from the shipped sr_x4 (iteration 0 = sr_x4 exactly), 2 iterations on 5-frame windows,
+    a 5-frame ONNX export that package_model accepts with --frames 5."""
+    from training import train_vsr
+
+    out = tmp_path / "run"
+    train_vsr.main(["--iters", "2", "--batch", "2", "--max-frames", "20", "--eval-every", "2",
+                    "--init", str(REPO / "sr_x4/1/model.onnx"), "--out", str(out)])  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["model"] == "vsr_x4" and m["training_windows"] > 0
+    cars = m["psnr_y_cars_x4"]
+    assert cars["init"] > cars["bicubic"] + 2.0  # the warm start is sr_x4 itself
+    repo = tmp_path / "repo"
+    package_model.main(["--onnx", str(out / "model.onnx"), "--name", "vsr_x4", "--scale", "4", "--channels", "1",
+                        "--frames", "5", "--repository", str(repo)])  # fmt: skip
+    info = read_model_info(repo / "vsr_x4/1/model.onnx", "vsr_x4", "1", 1)
+    assert (info.scale, info.channels, info.frames) == (4, 1, 5)

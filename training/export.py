@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 
-def export_onnx(net: nn.Module, path: Path, input_name: str, output_name: str) -> None:
-    """Export ``net`` (``(N, 1, h, w)`` float32 in, ``(N, 1, h*s, w*s)`` out) with opset 17.
+def export_onnx(net: nn.Module, path: Path, input_name: str, output_name: str, in_channels: int = 1) -> None:
+    """Export ``net`` (``(N, in_channels, h, w)`` float32 in, ``(N, 1, h*s, w*s)`` out) with opset 17.
 
     The TorchScript exporter (``dynamo=False``) is chosen on purpose: no onnxscript dependency and a
     plain graph whose initializers keep their PyTorch names (``train_sr --init`` reads them back).
@@ -20,7 +20,7 @@ def export_onnx(net: nn.Module, path: Path, input_name: str, output_name: str) -
         warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning)
         torch.onnx.export(
             net,
-            (torch.rand(1, 1, 32, 32),),
+            (torch.rand(1, in_channels, 32, 32),),
             str(path),
             input_names=[input_name],
             output_names=[output_name],

@@ -17,8 +17,9 @@ writes (deterministically: the same inputs give byte-identical files)::
         README.md            inputs/outputs, what it restores, training recipe, measured quality
 
 The ONNX model must have one float32 input ``(N, C, h, w)`` and one float32 output
-``(N, C, h*scale, w*scale)`` with a dynamic batch dimension. The script checks the declared scale
-and channel count by running the model once on a small input.
+``(N, C, h*scale, w*scale)`` with a dynamic batch dimension; a multi-frame model (``--frames F``)
+takes ``(N, F*C, h, w)``, F consecutive frames oldest first, and returns the middle one. The script
+checks the declared scale and channel count by running the model once on a small input.
 """
 
 from __future__ import annotations
@@ -151,8 +152,8 @@ def read_signature(model: Any) -> Signature:
     return Signature(inp.name, out.name, cdim.dim_value if cdim.HasField("dim_value") else None)
 
 
-def check_scale(model_bytes: bytes, sig: Signature, channels: int, scale: int) -> None:
-    """Run the model once on a ``(1, channels, 20, 24)`` input and check the output shape.
+def check_scale(model_bytes: bytes, sig: Signature, channels: int, scale: int, frames: int = 1) -> None:
+    """Run the model once on a ``(1, frames*channels, 20, 24)`` input and check the output shape.
 
     Raises:
         ValueError: the output is not ``(1, channels, 20*scale, 24*scale)``.
@@ -162,11 +163,13 @@ def check_scale(model_bytes: bytes, sig: Signature, channels: int, scale: int) -
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((1, channels, 20, 24), dtype=np.float32)
+    x = np.random.default_rng(0).random((1, frames * channels, 20, 24), dtype=np.float32)
     (y,) = sess.run([sig.output_name], {sig.input_name: x})
     want = (1, channels, 20 * scale, 24 * scale)
     if tuple(y.shape) != want:
-        raise ValueError(f"a (1, {channels}, 20, 24) input gives {tuple(y.shape)}, expected {want}: check --scale")
+        raise ValueError(
+            f"a (1, {frames * channels}, 20, 24) input gives {tuple(y.shape)}, expected {want}: check --scale"
+        )
 
 
 def summarize_training(metrics: dict[str, Any]) -> str:
@@ -216,6 +219,7 @@ def render_config(
     cpu: bool,
     tensorrt: str,
     instances: int,
+    frames: int = 1,
 ) -> str:
     """Text of a Triton ``config.pbtxt`` (``cpu=False``) or ``configs/cpu.pbtxt`` (``cpu=True``)."""
     header = (
@@ -231,13 +235,13 @@ def render_config(
         f'backend: "{"python" if cpu else "onnxruntime"}"',
         f"max_batch_size: {max_batch}",
     ]
-    for section, tname in (("input", sig.input_name), ("output", sig.output_name)):
+    for section, tname, c in (("input", sig.input_name, frames * channels), ("output", sig.output_name, channels)):
         lines += [
             f"{section} [",
             "  {",
             f"    name: {json.dumps(tname)}",
             "    data_type: TYPE_FP32",
-            f"    dims: [ {channels}, -1, -1 ]",
+            f"    dims: [ {c}, -1, -1 ]",
             "  }",
             "]",
         ]
@@ -287,6 +291,7 @@ def render_readme(
     max_batch: int,
     description: str,
     metrics: dict[str, Any] | None,
+    frames: int = 1,
 ) -> str:
     """Text of the model folder's README.md."""
     out_dims = f"(N, {channels}, h*{scale}, w*{scale})" if scale > 1 else f"(N, {channels}, h, w)"
@@ -301,10 +306,18 @@ def render_readme(
         "",
         "| tensor | direction | dtype | shape | range |",
         "| --- | --- | --- | --- | --- |",
-        f"| `{sig.input_name}` | input | float32 | (N, {channels}, h, w) | [0, 1] |",
+        f"| `{sig.input_name}` | input | float32 | (N, {frames * channels}, h, w) | [0, 1] |",
         f"| `{sig.output_name}` | output | float32 | {out_dims} | about [0, 1], not clipped |",
         "",
         f"- scale: {scale}; channels: {channels}; N up to {max_batch} per request (`max_batch_size`).",
+        *(
+            [
+                f"- frames: {frames} consecutive frames stacked on the channel axis, oldest first; "
+                "the output is the middle frame."
+            ]
+            if frames > 1
+            else []
+        ),
         f"- largest input edge in one piece: {max_tile or 'unlimited'} "
         "(larger frames are tiled with overlap by `restora.inference.infer_images`).",
         "- the same values are in the ONNX metadata (`restora.*`) and the config `parameters`.",
@@ -367,6 +380,7 @@ def package(
     metrics_json: Path | None = None,
     tensorrt: str = "fp16",
     instances: int = 1,
+    frames: int = 1,
 ) -> Path:
     """Write ``<repository>/<name>/`` from an ONNX file; returns the model folder.
 
@@ -383,6 +397,7 @@ def package(
         metrics_json: training ``metrics.json`` for the README and ``restora.trained``.
         tensorrt: TensorRT accelerator precision in the production config: ``fp16``, ``fp32`` or ``none``.
         instances: model instances per device.
+        frames: temporal window of a multi-frame model (input ``(N, frames*channels, h, w)``).
 
     Raises:
         ValueError: the model does not match the declared signature.
@@ -391,14 +406,18 @@ def package(
 
     if not name.replace("_", "").isalnum() or not name[0].isalpha():
         raise ValueError(f"model name {name!r}: use letters, digits and underscores")
-    if scale < 1 or channels < 1 or max_batch < 1 or max_tile < 0 or version < 1:
-        raise ValueError("scale, channels, max_batch and version must be >= 1 and max_tile >= 0")
+    if scale < 1 or channels < 1 or max_batch < 1 or max_tile < 0 or version < 1 or frames < 1:
+        raise ValueError("scale, channels, frames, max_batch and version must be >= 1 and max_tile >= 0")
+    if frames % 2 == 0:
+        raise ValueError(f"frames must be odd (a middle frame and as many on each side), not {frames}")
     if tensorrt not in ("fp16", "fp32", "none"):
         raise ValueError(f"tensorrt must be fp16, fp32 or none, not {tensorrt!r}")
     model = onnx.load(str(onnx_path))
     sig = read_signature(model)
-    if sig.channels is not None and sig.channels != channels:
-        raise ValueError(f"the graph's input has {sig.channels} channels, --channels says {channels}")
+    if sig.channels is not None and sig.channels != frames * channels:
+        raise ValueError(
+            f"the graph's input has {sig.channels} channels, --channels x --frames says {frames * channels}"
+        )
     for t in (sig.input_name, sig.output_name):
         if t != t.upper() or not t.replace("_", "").isalnum():
             print(f"warning: tensor name {t!r} is not UPPER_SNAKE", file=sys.stderr)
@@ -412,6 +431,8 @@ def package(
         "restora.version": str(version),
         "restora.description": description,
     }
+    if frames > 1:  # absent for image models, so their folders stay byte-identical
+        params["restora.frames"] = str(frames)
     if metrics:
         params["restora.trained"] = summarize_training(metrics)
     kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)]
@@ -419,7 +440,7 @@ def package(
     for key, value in sorted(kept) + sorted(params.items()):
         model.metadata_props.add(key=key, value=value)
     model_bytes = model.SerializeToString(deterministic=True)
-    check_scale(model_bytes, sig, channels, scale)
+    check_scale(model_bytes, sig, channels, scale, frames)
 
     folder = repository / name
     vdir = folder / str(version)
@@ -429,13 +450,13 @@ def package(
         vdir / "model.onnx": model_bytes,
         vdir / "model.py": MODEL_PY.encode(),
         folder / "config.pbtxt": render_config(
-            name, sig, channels, max_batch, params, cpu=False, tensorrt=tensorrt, instances=instances
+            name, sig, channels, max_batch, params, cpu=False, tensorrt=tensorrt, instances=instances, frames=frames
         ).encode(),
         folder / "configs" / "cpu.pbtxt": render_config(
-            name, sig, channels, max_batch, params, cpu=True, tensorrt="none", instances=instances
+            name, sig, channels, max_batch, params, cpu=True, tensorrt="none", instances=instances, frames=frames
         ).encode(),
         folder / "README.md": render_readme(
-            name, sig, scale, channels, max_tile, max_batch, description, metrics
+            name, sig, scale, channels, max_tile, max_batch, description, metrics, frames
         ).encode(),
     }
     for path, data in files.items():
@@ -463,12 +484,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tensorrt", choices=("fp16", "fp32", "none"), default="fp16", help="production TensorRT")
     p.add_argument("--instances", type=int, default=1, help="model instances per device")
     p.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY, help="Triton model repository root")
+    p.add_argument("--frames", type=int, default=1, help="consecutive input frames of a video model (odd)")
     a = p.parse_args(argv)
     try:
         folder = package(
             a.onnx, a.name, a.scale, a.channels,
             repository=a.repository, version=a.version, max_tile=a.max_tile, max_batch=a.max_batch,
             description=a.description, metrics_json=a.metrics_json, tensorrt=a.tensorrt, instances=a.instances,
+            frames=a.frames,
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -33,8 +33,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from restora.color import rgb_to_y
-from restora.evaluation import artifact_rows, jpeg_gray
+from restora.evaluation import artifact_rows, jpeg_gray, y8
 from training.degrade import resize, video_compress
 from training.export import export_onnx
 from training.nets import LumaRestore
@@ -51,11 +50,6 @@ VIDEOS = (
 Pair = tuple[np.ndarray, np.ndarray]  # (clean, degraded) (H, W) uint8 luma
 
 
-def to_y8(rgb: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB -> ``(H, W)`` uint8 BT.601 studio-swing luma (as a decoder's Y plane)."""
-    return np.clip(np.rint(rgb_to_y(rgb) * 255.0), 0, 255).astype(np.uint8)
-
-
 def image_pairs(root: Path, rng: np.random.Generator, limit: int | None) -> list[Pair]:
     files = sorted(p for s in TRAIN_SETS for p in (root / "images/train" / s).glob("*.png"))[: limit or None]
     out = []
@@ -64,7 +58,7 @@ def image_pairs(root: Path, rng: np.random.Generator, limit: int | None) -> list
         f = float(rng.uniform(0.5, 1.0))
         if f < 0.95:
             rgb = resize(rgb, max(48, int(rgb.shape[1] * f)), max(48, int(rgb.shape[0] * f)), "area")
-        y = to_y8(rgb)
+        y = y8(rgb)
         out.append((y, jpeg_gray(y, int(rng.integers(5, 41)))))
     return out
 
@@ -92,7 +86,7 @@ def video_pairs(root: Path, rng: np.random.Generator, segments: int, seg_len: in
             codec = "libx264" if rng.random() < 0.75 else "libx265"
             crf = float(rng.uniform(30, 46))
             deg = video_compress(clean, codec=codec, crf=crf, preset="medium")  # type: ignore[arg-type]
-            out += [(to_y8(c), to_y8(d)) for c, d in zip(clean, deg, strict=True)]
+            out += [(y8(c), y8(d)) for c, d in zip(clean, deg, strict=True)]
     return out
 
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from restora.stages.base import Stage, StageContext
 from restora.stages.deblock import Deblock
+from restora.stages.denoise import Denoise
 from restora.stages.sr import SuperResolution
 
 REGISTRY: dict[str, type[Stage]] = {
     SuperResolution.type: SuperResolution,
     Deblock.type: Deblock,
+    Denoise.type: Denoise,
 }
 
 # Stage names a preset may ask for; those absent from REGISTRY are not implemented yet.
 DECLARED = frozenset({"sr", "denoise", "deblock", "deflicker", "stabilize", "dust_scratch", "degrain"})
 IMPLEMENTED = frozenset(REGISTRY)
 
-__all__ = ["DECLARED", "IMPLEMENTED", "REGISTRY", "Stage", "StageContext", "build_stage"]
+__all__ = ["DECLARED", "IMPLEMENTED", "REGISTRY", "Stage", "StageContext", "build_stage", "check_stage"]
 
 
 def build_stage(stage_type: str, options: dict[str, object], ctx: StageContext) -> Stage:
@@ -30,6 +32,20 @@ def build_stage(stage_type: str, options: dict[str, object], ctx: StageContext) 
         StageNotImplementedError: the stage is declared but has no implementation yet.
         ConfigError: the name is unknown or the options are invalid.
     """
+    check_stage(stage_type, options)
+    return REGISTRY[stage_type](ctx, **options)
+
+
+def check_stage(stage_type: str, options: dict[str, object]) -> None:
+    """Fail fast, without loading a model, on a stage that cannot be built: unknown or unimplemented
+    type, or an option the stage does not take.
+
+    Raises:
+        StageNotImplementedError: the stage is declared but has no implementation yet.
+        ConfigError: unknown stage or option.
+    """
+    import inspect
+
     from restora.errors import ConfigError, StageNotImplementedError
 
     if stage_type not in REGISTRY:
@@ -38,4 +54,7 @@ def build_stage(stage_type: str, options: dict[str, object], ctx: StageContext) 
                 f"stage {stage_type!r} is not implemented yet (available: {', '.join(sorted(IMPLEMENTED))})"
             )
         raise ConfigError(f"unknown stage {stage_type!r} (known: {', '.join(sorted(DECLARED))})")
-    return REGISTRY[stage_type](ctx, **options)
+    known = [p for p in inspect.signature(REGISTRY[stage_type].__init__).parameters if p not in ("self", "ctx")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"stage {stage_type!r} has no option {', '.join(unknown)} (options: {', '.join(known)})")

@@ -2,49 +2,18 @@
 
 The model (trained by ``training/train_deblock.py`` on grayscale JPEG and real H.264/HEVC
 re-encodes of video, see ``triton_models/deblock/README.md``) removes blocking, ringing and
-mosquito noise from Y; it has no view of chroma, which 4:2:0 sources carry at half resolution
-and whose artifacts the eye resolves far less.
+mosquito noise from Y.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
-import numpy.typing as npt
-
-from restora.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
-from restora.errors import ConfigError
-from restora.inference import infer_images
-from restora.stages.base import Stage, StageContext, check_strength
+from restora.stages.luma import LumaRestoreStage
 
 
-class Deblock(Stage):
-    """Remove compression artifacts at the same size with the ``deblock`` model.
-
-    ``strength`` blends the restored luma with the input's: 0 = untouched, 1 = the model (default).
-    """
+class Deblock(LumaRestoreStage):
+    """Remove compression artifacts at the same size with the ``deblock`` model (``strength`` in [0, 1])."""
 
     type: ClassVar[str] = "deblock"
-
-    def __init__(self, ctx: StageContext, model: str = "deblock", strength: float = 1.0) -> None:
-        super().__init__(ctx)
-        self.model, self.strength = model, check_strength("deblock", strength)
-        info = ctx.backend.model_info(model)
-        if info.scale != 1 or info.channels != 1:
-            raise ConfigError(f"model {model} is x{info.scale} with {info.channels} channels; need x1 luma")
-
-    def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """``(T, H, W, 3)`` uint8 RGB -> ``(T, H, W, 3)`` uint8 RGB."""
-        ycc = rgb_to_ycbcr(frames)  # (T, H, W, 3) float32 in [0, 1]
-        ycc[..., 0] = self.restore_luma(ycc[..., 0])
-        return to_uint8(ycbcr_to_rgb(ycc))
-
-    def restore_luma(self, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """``(T, H, W)`` float32 luma in [0, 1] (studio swing, as decoded) -> restored, same shape, clipped."""
-        ctx = self.ctx
-        out = infer_images(ctx.backend, self.model or "", y[:, None], tile=ctx.tile, overlap=ctx.overlap)[:, 0]
-        return np.clip(y + self.strength * (out - y), 0.0, 1.0)
-
-    def describe(self) -> dict[str, object]:
-        return {**super().describe(), "strength": self.strength}
+    default_model: ClassVar[str] = "deblock"

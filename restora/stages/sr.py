@@ -4,6 +4,11 @@ As in the SR literature (and the seed article's advice), only luma carries the d
 resolves; the network (``sr_x2`` / ``sr_x4``, trained by ``training/train_sr.py``) restores Y and
 Cb/Cr are upsampled with a bicubic filter, then recombined. Color conversion uses the same BT.601
 studio-swing YCbCr the model was trained on (``restora.color``), losslessly invertible in float.
+
+A multi-frame model (``vsr_x4``, ``restora.frames`` = F > 1) gets, for every frame, the window of
+F consecutive frames centred on it. The window is clamped at the ends of the frames the stage is
+given (one chunk of one shot: never across a cut), so the first and last F // 2 frames of a chunk
+see their edge frame repeated instead of neighbours.
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ def resize_plane(plane: npt.NDArray[np.float32], width: int, height: int) -> npt
     """Bicubic resize of one ``(H, W)`` float32 plane (PIL, float precision)."""
     img = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32))  # mode "F"
     return np.asarray(img.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+
+
+def temporal_windows(y: npt.NDArray[np.float32], frames: int, start: int, stop: int) -> npt.NDArray[np.float32]:
+    """Windows of ``frames`` consecutive planes centred on ``start..stop-1``, indices clamped to the
+    sequence: ``(T, h, w)`` -> ``(stop - start, frames, h, w)`` float32, oldest first."""
+    k = frames // 2
+    idx = np.clip(np.arange(start, stop)[:, None] + np.arange(-k, k + 1)[None, :], 0, len(y) - 1)
+    return np.ascontiguousarray(y[idx])
 
 
 class SuperResolution(Stage):
@@ -48,18 +61,32 @@ class SuperResolution(Stage):
         t, h, w, _ = frames.shape
         s = self.scale
         ycc = rgb_to_ycbcr(frames)  # (T, H, W, 3) float32 in [0, 1]
-        y = infer_images(
-            self.ctx.backend, self.model or "", ycc[..., 0][:, None], tile=self.ctx.tile, overlap=self.ctx.overlap
-        )[:, 0]
         out = np.empty((t, h * s, w * s, 3), dtype=np.float32)
+        out[..., 0] = self.upscale_luma(ycc[..., 0])
         for i in range(t):
             for c in (1, 2):
                 out[i, ..., c] = resize_plane(ycc[i, ..., c], w * s, h * s)
-            if self.strength < 1.0:
-                base = resize_plane(ycc[i, ..., 0], w * s, h * s)
-                y[i] = base + self.strength * (y[i] - base)
-        out[..., 0] = np.clip(y, 0.0, 1.0)
         return to_uint8(ycbcr_to_rgb(out))
+
+    def upscale_luma(self, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``(T, h, w)`` float32 luma in [0, 1] (studio swing) -> ``(T, h*s, w*s)`` float32, clipped."""
+        t, h, w = y.shape
+        s = self.scale
+        frames = self.ctx.backend.model_info(self.model or "").frames
+        if frames == 1:
+            out = self._infer(y[:, None])
+        else:  # windows built a few frames at a time: a chunk's windows at once would take F times its memory
+            out = np.concatenate([self._infer(temporal_windows(y, frames, i, min(t, i + 8))) for i in range(0, t, 8)])
+        if self.strength < 1.0:
+            for i in range(t):
+                base = resize_plane(y[i], w * s, h * s)
+                out[i] = base + self.strength * (out[i] - base)
+        return np.clip(out, 0.0, 1.0)
+
+    def _infer(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``(N, F, h, w)`` -> ``(N, h*s, w*s)`` through the model (tiled as configured)."""
+        up = infer_images(self.ctx.backend, self.model or "", x, tile=self.ctx.tile, overlap=self.ctx.overlap)
+        return up[:, 0]
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "strength": self.strength}

@@ -27,7 +27,7 @@ def test_server_health_and_metadata(triton_server: TritonServer, triton: Triton,
     assert main(["status", "--state-dir", triton_server.state_dir]) == 0
     for name in MODELS:
         remote, ref = triton.model_info(name), local.model_info(name)
-        same = ("input_name", "output_name", "scale", "channels", "max_tile", "version")
+        same = ("input_name", "output_name", "scale", "channels", "max_tile", "version", "frames")
         assert {k: getattr(remote, k) for k in same} == {k: getattr(ref, k) for k in same}
         assert 1 <= remote.max_batch <= 8
 
@@ -36,7 +36,7 @@ def test_server_health_and_metadata(triton_server: TritonServer, triton: Triton,
 def test_triton_equals_local(name: str, triton: Triton, local: LocalOnnx) -> None:
     info = triton.model_info(name)
     n = info.max_batch + 1  # more than one request: the client splits the batch
-    x = np.random.default_rng(7).random((n, info.channels, 24, 40), dtype=np.float32)
+    x = np.random.default_rng(7).random((n, info.in_channels, 24, 40), dtype=np.float32)  # frames x channels
     y = triton.infer(name, x)
     ref = local.infer(name, x)
     assert y.dtype == np.float32 and y.shape == (n, info.channels, 24 * info.scale, 40 * info.scale)

@@ -48,7 +48,7 @@ def test_configs_match_graph(name: str) -> None:
     info = read_model_info(path, name, version, max_batch=8)
     graph = onnx.load(str(path), load_external_data=False).graph
     channels = graph.input[0].type.tensor_type.shape.dim[1]
-    assert not channels.HasField("dim_value") or channels.dim_value == info.channels
+    assert not channels.HasField("dim_value") or channels.dim_value == info.in_channels
     prod, cpu = parse_config(folder / "config.pbtxt"), parse_config(folder / "configs" / "cpu.pbtxt")
     assert (prod.backend, cpu.backend) == ("onnxruntime", "python")
     assert [g.kind for g in prod.instance_group] == [mc.ModelInstanceGroup.KIND_GPU]
@@ -58,7 +58,7 @@ def test_configs_match_graph(name: str) -> None:
         assert cfg.max_batch_size >= 1 and cfg.max_batch_size == prod.max_batch_size
         assert cfg.HasField("dynamic_batching")
         assert [(t.name, t.data_type, list(t.dims)) for t in cfg.input] == [
-            (info.input_name, mc.TYPE_FP32, [info.channels, -1, -1])
+            (info.input_name, mc.TYPE_FP32, [info.in_channels, -1, -1])  # frames x channels
         ]
         assert [(t.name, t.data_type, list(t.dims)) for t in cfg.output] == [
             (info.output_name, mc.TYPE_FP32, [info.channels, -1, -1])
@@ -68,6 +68,7 @@ def test_configs_match_graph(name: str) -> None:
         assert int(params["restora.scale"]) == info.scale
         assert int(params["restora.channels"]) == info.channels
         assert int(params["restora.max_tile"]) == info.max_tile
+        assert int(params.get("restora.frames", "1")) == info.frames
 
 
 def _tiny_sr_onnx(path: Path, channels: int = 3, scale: int = 2) -> None:
