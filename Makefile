@@ -90,8 +90,10 @@ train-joint: install  ## restore_joint_x2
 	  --metrics-json training/runs/restore_joint_x2/metrics.json \
 	  --description "joint denoising + compression-artifact removal + super-resolution x2 of luma in one network"
 
-train-vsr: install  ## vsr_x4 (warm start from the shipped sr_x4)
-	$(PY) -m training.train_vsr --iters 8000 --threads 1 --init triton_models/sr_x4/1/model.onnx --out training/runs/vsr_x4
+train-vsr: install  ## vsr_x4: from scratch, then continued at a lower learning rate
+	$(PY) -m training.train_vsr --iters 10000 --lr 1e-3 --still-fraction 0.7 --out training/runs/vsr_x4_stage1
+	$(PY) -m training.train_vsr --iters 15000 --lr 5e-4 --still-fraction 0.7 --threads 1 --eval-every 1500 \
+	  --init training/runs/vsr_x4_stage1/model.pt --out training/runs/vsr_x4
 	$(PACKAGE) --onnx training/runs/vsr_x4/model.onnx --name vsr_x4 --scale 4 --frames 5 \
 	  --metrics-json training/runs/vsr_x4/metrics.json \
 	  --description "multi-frame video super-resolution x4 of luma (5 consecutive frames in, the middle one out)"

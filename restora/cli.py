@@ -45,9 +45,9 @@ def _quiet_prefect(verbose: bool) -> None:
 class ProgressBar:
     """Frames done, frames/s and ETA on stderr (redrawn in place on a terminal, every 5 s otherwise)."""
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr  # looked up now, not at import: the caller may have replaced it
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.t0 = time.monotonic()
         self.last = 0.0
         self.lock = threading.Lock()

@@ -228,7 +228,7 @@ def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest
     vsr = r["vsr_x4"]
     assert vsr["frames"] == 5 and vsr["truth_warp_error"] < vsr["rows"]["bicubic"]["warp_error"]
     assert abs(vsr["rows"]["sr_x4"]["psnr"] - 28.64) < 0.02  # per-frame sr_x4 on the held-out clip, as trained
-    assert vsr["rows"]["vsr_x4"]["psnr"] > vsr["rows"]["sr_x4"]["psnr"] + 0.2  # five frames beat one
+    assert vsr["gain_db"] >= 0.5 and vsr["warp_error_reduction"] >= 0.3  # issue 6 video SR bars vs sr_x4
     joint = r["joint_x2"]["rows"]
     assert all(x["joint"]["psnr"] > x["bicubic"]["psnr"] and x["chain"]["psnr"] > x["bicubic"]["psnr"] for x in joint)
     assert np.mean([x["gain_db"] for x in joint]) >= 0.3  # one network beats the three-model chain (speed: make bench)
