@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,12 @@ from typing import Any
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from restora.evaluation import artifact_rows, jpeg_gray, y8
 from training.degrade import resize, video_compress
 from training.export import export_onnx
+from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaRestore
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -131,26 +130,17 @@ def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.train_deblock")
-    ap.add_argument("--iters", type=int, default=6000)
+    add_run_args(ap, iters=6000, lr=1e-3, eval_every=1000, data=DATA)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=6)
-    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--segments", type=int, default=8, help="video segments per clip")
     ap.add_argument("--seg-len", type=int, default=12, help="frames per video segment")
     ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
-    ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    rng = np.random.default_rng(a.seed)
-    a.out.mkdir(parents=True, exist_ok=True)
+    rng = start_run(a)
     t0 = time.time()
     pairs = image_pairs(a.data, rng, a.limit_images or None)
     n_img = len(pairs)
@@ -159,36 +149,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{n_img} image + {len(pairs) - n_img} video pairs in {time.time() - t0:.1f}s", flush=True)
 
     net = LumaRestore(a.channels, a.blocks)
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
-    history = []
-    t_train = time.time()
-    running = 0.0
-    for it in range(1, a.iters + 1):
-        x, y = sample_batch(pairs, a.batch, a.patch, rng)
-        loss = F.l1_loss(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running += float(loss.detach())
-        if it % a.eval_every == 0 or it == a.iters:
-            ev = evaluate(net, a.data)
-            history.append({"iter": it, "loss": running / a.eval_every, "seconds": time.time() - t_train,
-                            **{k: round(v["gain"], 3) for k, v in ev.items()}})  # fmt: skip
-            print(json.dumps(history[-1]), flush=True)
-            running = 0.0
-    train_s = time.time() - t_train
+    history, train_s = fit(
+        net,
+        lambda: sample_batch(pairs, a.batch, a.patch, rng),
+        a,
+        lambda: {k: round(v["gain"], 3) for k, v in evaluate(net, a.data).items()},
+    )
     torch.save(net.state_dict(), a.out / "model.pt")
     export_onnx(net, a.out / "model.onnx", "IN_Y", "OUT_Y")
     final = evaluate(net, a.data)
     metrics = {
         "model": "deblock",
         "architecture": f"LumaRestore (DnCNN-style residual, {a.blocks + 2} convs, {a.channels} channels, ReLU)",
-        "params": sum(p.numel() for p in net.parameters()),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        **run_record(a, net),
         "train_seconds": round(train_s, 1),
-        "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
         "training_pairs": {"images_jpeg": n_img, "video_frames": len(pairs) - n_img},
         **{f"psnr_{k}": v for k, v in final.items()},
         "history": history,

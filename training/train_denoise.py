@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from restora.evaluation import noise_rows, y8
 from training.degrade import resize
 from training.export import export_onnx
+from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaRestore
 from training.train_deblock import DATA, TRAIN_SETS, VIDEOS, decode_frames, restore_y, sample_batch
 
@@ -93,65 +92,40 @@ def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.train_denoise")
-    ap.add_argument("--iters", type=int, default=6000)
+    add_run_args(ap, iters=6000, lr=1e-3, eval_every=1000, data=DATA)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=6)
-    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--max-sigma", type=float, default=55.0, help="largest Gaussian sigma (8-bit scale)")
     ap.add_argument("--poisson-fraction", type=float, default=0.3)
     ap.add_argument("--video-every", type=int, default=10, help="use every N-th frame of the clips (0: none)")
     ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
-    ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    rng = np.random.default_rng(a.seed)
-    a.out.mkdir(parents=True, exist_ok=True)
+    rng = start_run(a)
     t0 = time.time()
     clean = [c for c in clean_images(a.data, rng, a.limit_images or None, a.video_every, a.max_frames)
              if min(c.shape) >= a.patch]  # fmt: skip
     pairs = [(c, c) for c in clean]
     print(f"{len(clean)} clean images in {time.time() - t0:.1f}s", flush=True)
 
-    net = LumaRestore(a.channels, a.blocks)
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
-    history = []
-    t_train = time.time()
-    running = 0.0
-    for it in range(1, a.iters + 1):
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
         _, y = sample_batch(pairs, a.batch, a.patch, rng)
-        x = add_blind_noise(y, rng, a.max_sigma, a.poisson_fraction)
-        loss = F.l1_loss(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running += float(loss.detach())
-        if it % a.eval_every == 0 or it == a.iters:
-            ev = evaluate(net, a.data)
-            history.append({"iter": it, "loss": running / a.eval_every, "seconds": time.time() - t_train,
-                            **{k: round(v["gain"], 3) for k, v in ev.items()}})  # fmt: skip
-            print(json.dumps(history[-1]), flush=True)
-            running = 0.0
-    train_s = time.time() - t_train
+        return add_blind_noise(y, rng, a.max_sigma, a.poisson_fraction), y
+
+    net = LumaRestore(a.channels, a.blocks)
+    history, train_s = fit(
+        net, next_batch, a, lambda: {k: round(v["gain"], 3) for k, v in evaluate(net, a.data).items()}
+    )
     torch.save(net.state_dict(), a.out / "model.pt")
     export_onnx(net, a.out / "model.onnx", "IN_Y", "OUT_Y")
     final = evaluate(net, a.data)
     metrics = {
         "model": "denoise",
         "architecture": f"LumaRestore (DnCNN-style residual, {a.blocks + 2} convs, {a.channels} channels, ReLU)",
-        "params": sum(p.numel() for p in net.parameters()),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        **run_record(a, net),
         "train_seconds": round(train_s, 1),
-        "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
         "training_images": len(clean),
         **{f"psnr_{k}": v for k, v in final.items()},
         "history": history,

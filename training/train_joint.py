@@ -26,18 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from restora.evaluation import bicubic_x2, joint_x2_cases, jpeg_gray, score_x2, y8
 from training.degrade import add_noise, downscale, resize, video_compress
 from training.export import export_onnx
+from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaSR, he_init
 from training.train_deblock import DATA, VIDEOS, decode_frames
 from training.train_sr import load_pairs
@@ -122,29 +121,20 @@ def evaluate(net: LumaSR, root: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.train_joint")
-    ap.add_argument("--iters", type=int, default=5000)
+    add_run_args(ap, iters=5000, lr=1e-3, eval_every=1000, data=DATA)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48, help="LR patch size")
     ap.add_argument("--channels", type=int, default=48)
     ap.add_argument("--blocks", type=int, default=6)
-    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--max-sigma", type=float, default=25.0)
     ap.add_argument("--video-fraction", type=float, default=0.3)
     ap.add_argument("--segments", type=int, default=6, help="video segments per clip (0: no video)")
     ap.add_argument("--seg-len", type=int, default=10)
     ap.add_argument("--max-frames", type=int, default=300)
-    ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
     ap.add_argument("--init", type=Path, default=None, help="continue from this model.pt (same architecture)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    rng = np.random.default_rng(a.seed)
-    a.out.mkdir(parents=True, exist_ok=True)
+    rng = start_run(a)
     t0 = time.time()
     images = [
         (np.clip(np.rint(hr * 255.0), 0, 255).astype(np.uint8), np.clip(np.rint(lr * 255.0), 0, 255).astype(np.uint8))
@@ -158,35 +148,19 @@ def main(argv: list[str] | None = None) -> None:
         net.load_state_dict(torch.load(a.init, weights_only=True))
     else:
         he_init(net)
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
-    history = []
-    t_train = time.time()
-    running = 0.0
-    for it in range(1, a.iters + 1):
-        x, y = sample_batch(images, videos, a.batch, a.patch, rng, a.max_sigma, a.video_fraction)
-        loss = F.l1_loss(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running += float(loss.detach())
-        if it % a.eval_every == 0 or it == a.iters:
-            ev = evaluate(net, a.data)
-            history.append({"iter": it, "loss": running / a.eval_every, "seconds": time.time() - t_train,
-                            **{k: v["model"] for k, v in ev.items()}})  # fmt: skip
-            print(json.dumps(history[-1]), flush=True)
-            running = 0.0
-    train_s = time.time() - t_train
+    history, train_s = fit(
+        net,
+        lambda: sample_batch(images, videos, a.batch, a.patch, rng, a.max_sigma, a.video_fraction),
+        a,
+        lambda: {k: v["model"] for k, v in evaluate(net, a.data).items()},
+    )
     torch.save(net.state_dict(), a.out / "model.pt")
     export_onnx(net, a.out / "model.onnx", "LR_Y", "SR_Y")
     metrics = {
         "model": "restore_joint_x2",
         "architecture": f"LumaSR (ESPCN-style, bicubic residual, prelu, {a.channels} channels, {a.blocks} body convs)",
-        "params": sum(p.numel() for p in net.parameters()),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        **run_record(a, net),
         "train_seconds": round(train_s, 1),
-        "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
         "training_pairs": {"images": len(images), "video_frames": len(videos)},
         "psnr_y": evaluate(net, a.data),
         "history": history,

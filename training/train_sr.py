@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from restora.color import rgb_to_y
 from restora.metrics import psnr_y
 from training.degrade import bicubic_resize, downscale, mild_sr_degradation
 from training.export import export_onnx
+from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaSR
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -130,19 +129,14 @@ def load_init(net: LumaSR, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(ap, iters=6000, lr=2e-3, eval_every=500, data=DATA)
     ap.add_argument("--scale", type=int, choices=(2, 3, 4), required=True)
-    ap.add_argument("--iters", type=int, default=6000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--patch", type=int, default=0, help="LR patch size (default 96/scale)")
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=5)
-    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--degraded-fraction", type=float, default=0.1)
-    ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--act", choices=("prelu", "relu"), default="prelu", help="activation (relu: INT8-friendly)")
     ap.add_argument("--name", default=None, help="model name in metrics.json (default sr_x<scale>)")
     ap.add_argument(
@@ -151,14 +145,10 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="start from this model.pt, or from the convolution weights of an exported model.onnx",
     )
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
 
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    rng = np.random.default_rng(a.seed)
+    rng = start_run(a)
     patch = a.patch or 96 // a.scale
-    a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pairs = load_pairs(a.data, a.scale, a.degraded_fraction, rng, a.limit_images or None, patch)
     print(f"{len(pairs)} training pairs loaded in {time.time() - t0:.1f}s", flush=True)
@@ -166,46 +156,20 @@ def main(argv: list[str] | None = None) -> None:
     net = LumaSR(a.scale, a.channels, a.blocks, a.act)
     if a.init:
         load_init(net, a.init)
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
-    history = []
-    t_train = time.time()
-    running = 0.0
-    for it in range(1, a.iters + 1):
-        x, y = sample_batch(pairs, a.batch, patch, a.scale, rng)
-        loss = F.l1_loss(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running += float(loss.detach())
-        if it % a.eval_every == 0 or it == a.iters:
-            ev = evaluate_set5(net, a.scale, a.data)
-            history.append(
-                {
-                    "iter": it,
-                    "loss": running / a.eval_every,
-                    "set5_psnr_y": ev["mean"],
-                    "seconds": time.time() - t_train,
-                }
-            )
-            print(
-                f"iter {it:6d} loss {running / a.eval_every:.5f} set5 x{a.scale} "
-                f"{ev['mean']:.3f} dB  {time.time() - t_train:.0f}s",
-                flush=True,
-            )
-            running = 0.0
-
+    history, train_s = fit(
+        net,
+        lambda: sample_batch(pairs, a.batch, patch, a.scale, rng),
+        a,
+        lambda: {"set5_psnr_y": evaluate_set5(net, a.scale, a.data)["mean"]},
+    )
     final = evaluate_set5(net, a.scale, a.data)
     torch.save(net.state_dict(), a.out / "model.pt")
     export_onnx(net, a.out / "model.onnx", "LR_Y", "SR_Y")
     metrics = {
         "model": a.name or f"sr_x{a.scale}",
         "architecture": f"LumaSR (ESPCN-style, bicubic residual, {a.act})",
-        "params": sum(p.numel() for p in net.parameters()),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
-        "train_seconds": round(time.time() - t_train, 1),
-        "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
+        **run_record(a, net),
+        "train_seconds": round(train_s, 1),
         "set5_psnr_y": final,
         "history": history,
     }

@@ -35,20 +35,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from restora.evaluation import bicubic_down, bicubic_up, cars_x4, y8
 from restora.metrics import crop_border, psnr
 from training.degrade import resize
 from training.export import export_onnx
+from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaSR, he_init
 from training.train_deblock import DATA, TRAIN_SETS, VIDEOS, decode_frames
 
@@ -195,34 +193,25 @@ def evaluate(net: LumaSR, hr: np.ndarray, lr: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.train_vsr")
-    ap.add_argument("--iters", type=int, default=8000)
+    add_run_args(ap, iters=8000, lr=5e-4, eval_every=1000, data=DATA)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=32, help="LR patch size")
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=5)
-    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
     ap.add_argument("--cut-threshold", type=float, default=12.0)
     ap.add_argument("--still-fraction", type=float, default=0.5, help="share of synthetic-motion windows")
     ap.add_argument("--max-speed", type=float, default=3.0, help="synthetic motion, HR pixels per frame")
     ap.add_argument("--limit-images", type=int, default=0, help="use only N stills (smoke tests)")
-    ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument(
         "--init",
         type=Path,
         default=None,
         help="start from a single-frame LumaSR model.onnx, or continue from a model.pt of this recipe",
     )
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    rng = np.random.default_rng(a.seed)
-    a.out.mkdir(parents=True, exist_ok=True)
+    rng = start_run(a)
     t0 = time.time()
     clips = [load_clip(a.data / rel, a.max_frames, a.frames, a.cut_threshold) for rel in CLIPS]
     clips = [c for c in clips if len(c[2]) and min(c[1].shape[1:]) >= a.patch]
@@ -240,36 +229,21 @@ def main(argv: list[str] | None = None) -> None:
         he_init(net)
     start = evaluate(net, hr_eval, lr_eval)
     print(f"iter 0: cars x4 {start:.3f} dB", flush=True)
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
-    history: list[dict[str, Any]] = [{"iter": 0, "cars_psnr_y": start}]
-    t_train = time.time()
-    running = 0.0
-    for it in range(1, a.iters + 1):
-        x, y = sample_batch(clips, stills, a.batch, a.patch, a.frames, rng, a.still_fraction, a.max_speed)
-        loss = F.l1_loss(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running += float(loss.detach())
-        if it % a.eval_every == 0 or it == a.iters:
-            history.append({"iter": it, "loss": running / a.eval_every, "cars_psnr_y": evaluate(net, hr_eval, lr_eval),
-                            "seconds": time.time() - t_train})  # fmt: skip
-            print(json.dumps(history[-1]), flush=True)
-            running = 0.0
-    train_s = time.time() - t_train
+    history, train_s = fit(
+        net,
+        lambda: sample_batch(clips, stills, a.batch, a.patch, a.frames, rng, a.still_fraction, a.max_speed),
+        a,
+        lambda: {"cars_psnr_y": evaluate(net, hr_eval, lr_eval)},
+    )
     torch.save(net.state_dict(), a.out / "model.pt")
     export_onnx(net, a.out / "model.onnx", "LR_Y", "SR_Y", in_channels=a.frames)
     bicubic = np.stack([bicubic_up(f, SCALE) for f in lr_eval]).astype(np.uint8)
     metrics = {
         "model": "vsr_x4",
         "architecture": f"LumaSR x4, {a.frames}-frame early fusion, {a.channels} channels, {a.blocks} body convs, "
-        "prelu, bicubic skip of the middle frame",
-        "params": sum(p.numel() for p in net.parameters()),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        f"prelu{', He init' if not a.init else ''}, bicubic skip of the middle frame",
+        **run_record(a, net),
         "train_seconds": round(train_s, 1),
-        "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
         "training_windows": int(sum(len(c[2]) for c in clips)),
         "training_stills": len(stills),
         "psnr_y_cars_x4": {
@@ -277,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
             "init": start,
             "bicubic": mean_psnr_y(bicubic, hr_eval),
         },
-        "history": history,
+        "history": [{"iter": 0, "cars_psnr_y": start}, *history],
     }
     (a.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics["psnr_y_cars_x4"], indent=2))

@@ -1,0 +1,80 @@
+"""What every training recipe shares: run arguments, the L1/Adam/cosine training loop, and the
+run record (parameters, arguments, hardware) written into ``metrics.json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # (input, target) float32 NCHW in [0, 1]
+
+
+def add_run_args(ap: argparse.ArgumentParser, *, iters: int, lr: float, eval_every: int, data: Path) -> None:
+    """``--iters --lr --eval-every --threads --seed --data --out`` with the recipe's defaults."""
+    ap.add_argument("--iters", type=int, default=iters)
+    ap.add_argument("--lr", type=float, default=lr, help="Adam learning rate (cosine decay to 1 %%)")
+    ap.add_argument("--eval-every", type=int, default=eval_every)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", type=Path, default=data)
+    ap.add_argument("--out", type=Path, required=True)
+
+
+def start_run(a: argparse.Namespace) -> np.random.Generator:
+    """Threads, seeds and the output folder of a run; returns the run's data generator."""
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    a.out.mkdir(parents=True, exist_ok=True)
+    return np.random.default_rng(a.seed)
+
+
+def fit(
+    net: nn.Module,
+    next_batch: Callable[[], Batch],
+    a: argparse.Namespace,
+    evaluate: Callable[[], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], float]:
+    """Train ``net`` for ``a.iters`` steps of L1 loss with Adam (learning rate ``a.lr``, cosine decay
+    to 1 %); every ``a.eval_every`` steps and at the end, record and print ``{"iter", "loss",
+    "seconds", **evaluate()}``. Returns the history and the training seconds."""
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
+    history: list[dict[str, Any]] = []
+    t0 = time.time()
+    running, steps = 0.0, 0
+    for it in range(1, a.iters + 1):
+        x, y = next_batch()
+        loss = F.l1_loss(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        sched.step()
+        running, steps = running + float(loss.detach()), steps + 1
+        if it % a.eval_every == 0 or it == a.iters:
+            net.eval()
+            with torch.no_grad():
+                scores = evaluate()
+            net.train()
+            history.append({"iter": it, "loss": running / steps, "seconds": time.time() - t0, **scores})
+            print(json.dumps(history[-1]), flush=True)
+            running, steps = 0.0, 0
+    return history, time.time() - t0
+
+
+def run_record(a: argparse.Namespace, net: nn.Module) -> dict[str, Any]:
+    """``params``, ``args`` and ``hardware`` of a run, for its ``metrics.json``."""
+    return {
+        "params": sum(p.numel() for p in net.parameters()),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
+    }
