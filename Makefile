@@ -67,9 +67,10 @@ train-int8: install  ## sr_x2_int8, sr_x4_int8: ReLU twins fine-tuned from the s
 	  $(PY) -m training.train_sr --scale $$s --iters 4000 --lr 1e-3 --act relu --name sr_x$${s}_relu \
 	    --init triton_models/sr_x$$s/1/model.onnx --out training/runs/sr_x$${s}_relu && \
 	  $(PY) -m training.quantize --model sr_x$$s --src training/runs/sr_x$${s}_relu/model.onnx \
-	    --out training/runs/sr_x$${s}_int8 && \
+	    --name sr_x$${s}_int8 --out training/runs/sr_x$${s}_int8 && \
 	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8/model.onnx --name sr_x$${s}_int8 --scale $$s \
-	    --metrics-json training/runs/sr_x$${s}_int8/metrics.json; \
+	    --metrics-json training/runs/sr_x$${s}_int8/metrics.json --tensorrt none \
+	    --description "INT8 (ONNX Runtime static quantization, QDQ) of the ReLU twin of sr_x$$s: fidelity super-resolution x$$s on luma for CPU deployments"; \
 	done
 
 train-deblock: install  ## deblock

@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 from restora.inference import read_model_info
-from training import package_model, quantize, train_sr
+from training import package_model, quantize, reexport, train_sr
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +51,10 @@ def test_quantize_recipe_smoke(tmp_path: Path) -> None:
     info = read_model_info(out / "model.onnx", "sr_x2_int8", "1", 1)
     assert (info.scale, info.channels) == (2, 1), "restora metadata carried over"
     assert np.isfinite(m["latency_ms"]["32x24"]["speedup"])
+    # the bicubic skip stays float: its weights are a float initializer, not a dequantized int8 tensor
+    (skip,) = [n for n in model.graph.node if n.name == "/bicubic/Conv"]
+    floats = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    assert skip.input[1] in floats
 
 
 def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
@@ -105,8 +109,8 @@ def test_train_joint_recipe_smoke(tmp_path: Path) -> None:
         "cars x2 sigma=5 + H.264 CRF 35",
     }
     assert cases["Set5 x2 sigma=20 + JPEG q=30"]["bicubic"] < cases["Set5 x2 sigma=10 + JPEG q=40"]["bicubic"]
-    model = onnx.load(str(out / "model.onnx"))
-    assert {"Conv", "PRelu", "DepthToSpace", "Resize"} <= {n.op_type for n in model.graph.node}
+    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert {"Conv", "PRelu", "DepthToSpace"} <= ops and "Resize" not in ops  # bicubic skip as a sub-pixel conv
 
 
 def test_train_vsr_recipe_smoke(tmp_path: Path) -> None:
@@ -126,3 +130,26 @@ def test_train_vsr_recipe_smoke(tmp_path: Path) -> None:
                         "--frames", "5", "--repository", str(repo)])  # fmt: skip
     info = read_model_info(repo / "vsr_x4/1/model.onnx", "vsr_x4", "1", 1)
     assert (info.scale, info.channels, info.frames) == (4, 1, 5)
+
+
+def test_reexport_keeps_function_and_metadata(tmp_path: Path) -> None:
+    """A committed model rebuilt from its ONNX weights and exported again computes the same output,
+    keeps its restora.* metadata, and is refused (file untouched) when the check fails."""
+    import onnxruntime as ort
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes((REPO / "sr_x4/1/model.onnx").read_bytes())
+    x = np.random.default_rng(3).random((1, 1, 23, 31), dtype=np.float32)
+
+    def run(p: Path) -> np.ndarray:
+        sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        return np.asarray(sess.run(None, {"LR_Y": x})[0])
+
+    before = run(path)
+    with pytest.raises(ValueError, match="left unchanged"):
+        reexport.reexport(path, tol=-1.0)  # no difference can pass a negative tolerance
+    assert np.array_equal(run(path), before) and sorted(tmp_path.iterdir()) == [path]
+    assert reexport.reexport(path) < 1e-5
+    assert np.abs(run(path) - before).max() < 1e-5
+    info = read_model_info(path, "sr_x4", "1", 1)
+    assert (info.scale, info.channels, info.input_name, info.output_name) == (4, 1, "LR_Y", "SR_Y")

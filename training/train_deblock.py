@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=6)
+    ap.add_argument("--down", type=int, default=1, help="pixel-unshuffle factor of the body (2: FFDNet-style)")
     ap.add_argument("--segments", type=int, default=8, help="video segments per clip")
     ap.add_argument("--seg-len", type=int, default=12, help="frames per video segment")
     ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     pairs = [p for p in pairs if min(p[0].shape) >= a.patch]
     print(f"{n_img} image + {len(pairs) - n_img} video pairs in {time.time() - t0:.1f}s", flush=True)
 
-    net = LumaRestore(a.channels, a.blocks)
+    net = LumaRestore(a.channels, a.blocks, a.down)
     history, train_s = fit(
         net,
         lambda: sample_batch(pairs, a.batch, a.patch, rng),
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     final = evaluate(net, a.data)
     metrics = {
         "model": "deblock",
-        "architecture": f"LumaRestore (DnCNN-style residual, {a.blocks + 2} convs, {a.channels} channels, ReLU)",
+        "architecture": f"LumaRestore (DnCNN-style residual, {a.blocks + 2} convs, {a.channels} channels, ReLU"
+        + (f", body at 1/{a.down} resolution by pixel unshuffle)" if a.down > 1 else ")"),
         **run_record(a, net),
         "train_seconds": round(train_s, 1),
         "training_pairs": {"images_jpeg": n_img, "video_frames": len(pairs) - n_img},

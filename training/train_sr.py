@@ -26,7 +26,7 @@ from PIL import Image
 from restora.color import rgb_to_y
 from restora.metrics import psnr_y
 from training.degrade import bicubic_resize, downscale, mild_sr_degradation
-from training.export import export_onnx
+from training.export import export_onnx, onnx_weights
 from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaSR
 
@@ -112,12 +112,7 @@ def load_init(net: LumaSR, path: Path) -> None:
     """Warm start from a ``model.pt`` state dict or from the named weights of an exported ONNX model
     (convolutions only when activations differ, e.g. a ReLU twin of a PReLU model)."""
     if path.suffix == ".onnx":
-        import onnx
-        from onnx import numpy_helper
-
-        weights = {
-            i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(path)).graph.initializer
-        }
+        weights = onnx_weights(path)
         own = net.state_dict()
         state = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
         missing = [k for k in own if k not in state]

@@ -47,7 +47,7 @@ from PIL import Image
 from restora.evaluation import bicubic_down, bicubic_up, cars_x4, y8
 from restora.metrics import crop_border, psnr
 from training.degrade import resize
-from training.export import export_onnx
+from training.export import export_onnx, onnx_weights
 from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaSR, he_init
 from training.train_deblock import DATA, TRAIN_SETS, VIDEOS, decode_frames
@@ -145,15 +145,7 @@ def init_from_single_frame(net: LumaSR, path: Path) -> None:
     """Load a single-frame ``LumaSR`` ONNX export (same channels and blocks) into the multi-frame
     ``net``: every tensor as is, except the first convolution, whose weights go to the middle
     frame's input (zeros for the others). The result computes exactly what the source model does."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
-    for node in graph.node:  # the exporter names PReLU slopes onnx::PRelu_N; their node names the module
-        if node.op_type == "PRelu" and node.input[1] in weights:
-            module = node.output[0].split("/")[-2]  # "/body/body.1/PRelu_output_0" -> "body.1"
-            weights[f"{module}.weight"] = weights[node.input[1]].reshape(-1)
+    weights = onnx_weights(path)
     state = net.state_dict()
     for name, value in state.items():
         if name not in weights:
