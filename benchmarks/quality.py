@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from restora.color import rgb_to_y
-from restora.evaluation import evaluate_all
+from restora.color import rgb_to_y, to_uint8, ycbcr_to_rgb
+from restora.evaluation import cars_i420, evaluate_all
 from restora.inference import LocalOnnx
 from restora.metrics import crop_border, psnr
 from restora.settings import get_settings
@@ -32,17 +32,13 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results" / "quality.json"
 
 
-def i420_frames(path: Path, w: int, h: int) -> list[np.ndarray]:
-    """Raw I420 -> RGB uint8 (BT.601 limited range, chroma by repetition)."""
-    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, w * h * 3 // 2)
-    n = w * h
+def cars_rgb() -> list[np.ndarray]:
+    """The raw cars frames (``restora.evaluation.cars_i420``) as ``(240, 320, 3)`` uint8 RGB
+    (BT.601 studio swing, chroma upsampled by repetition)."""
     out = []
-    for b in raw:
-        y = (b[:n].reshape(h, w).astype(np.float32) - 16) * (255 / 219)
-        u = (np.kron(b[n : n * 5 // 4].reshape(h // 2, w // 2), np.ones((2, 2))).astype(np.float32) - 128) * (255 / 224)
-        v = (np.kron(b[n * 5 // 4 :].reshape(h // 2, w // 2), np.ones((2, 2))).astype(np.float32) - 128) * (255 / 224)
-        rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], -1)
-        out.append(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+    for y, u, v in cars_i420(DATA):
+        cu, cv = (np.repeat(np.repeat(c, 2, 0), 2, 1) for c in (u, v))
+        out.append(to_uint8(ycbcr_to_rgb(np.stack([y, cu, cv], -1).astype(np.float32) / 255.0)))
     return out
 
 
@@ -52,7 +48,7 @@ def main() -> None:
     models = {p.name for p in s.models.repository.iterdir() if (p / "config.pbtxt").exists()}
     evaluations = evaluate_all(backend, DATA, models)
 
-    truth = i420_frames(DATA / "video/cars/cars_320x240.i420", 320, 240)
+    truth = cars_rgb()
     lr = np.stack([np.asarray(Image.fromarray(t).resize((160, 120), Image.Resampling.BICUBIC)) for t in truth])
     stage = build_stage("sr", {"scale": 2}, StageContext(backend=backend))
     stage.process(lr[:1])  # warm-up (session creation)

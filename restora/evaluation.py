@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from PIL import Image, ImageFilter
 
 from restora.color import rgb_to_y
 from restora.inference import InferenceBackend
+from restora.media import codec_roundtrip
 from restora.metrics import crop_border, psnr, psnr_y, reference_motion, ssim, ssim_y, temporal_warp_error
 from restora.stages.base import StageContext
 from restora.stages.deblock import Deblock
@@ -134,23 +134,9 @@ def cars_i420(data: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 def encode_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[np.ndarray]:
     """libx264 (preset medium, 25 fps) at ``crf`` straight from I420 planes; the decoded Y planes."""
     h, w = frames[0][0].shape
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="h264") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.time_base = Fraction(1, 25)
-        vs.codec_context.options = {"crf": str(crf), "preset": "medium"}
-        for i, (y, u, v) in enumerate(frames):
-            planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
-            f = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    buf.seek(0)
-    with av.open(buf, mode="r", format="h264") as inp:
-        return [f.to_ndarray(format="yuv420p")[:h] for f in inp.decode(video=0)]
+    yuv = [av.VideoFrame.from_ndarray(np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w),
+                                      format="yuv420p") for y, u, v in frames]  # fmt: skip
+    return [f.to_ndarray(format="yuv420p")[:h] for f in codec_roundtrip(yuv, "libx264", crf)]
 
 
 def _score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> dict[str, float]:

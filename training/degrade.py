@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Literal
 
 import av
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
+
+from restora.media import codec_roundtrip
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -156,38 +157,13 @@ def video_compress(
     arr = np.asarray(frames, dtype=np.uint8)
     if arr.ndim == 3:
         arr = arr[None]
-    t, h, w, _ = arr.shape
+    _, h, w, _ = arr.shape
     ph, pw = h % 2, w % 2
     if ph or pw:
         arr = np.pad(arr, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
-    buf = io.BytesIO()
-    # a raw elementary stream: no container timestamp rules to trip over (a matroska muxer once
-    # refused an x265 packet with EINVAL under load in CI); the decoder restores display order
-    fmt = "h264" if codec == "libx264" else "hevc"
-    with av.open(buf, "w", format=fmt) as out:
-        vs = out.add_stream(codec, rate=rate)
-        vs.width, vs.height, vs.pix_fmt = arr.shape[2], arr.shape[1], "yuv420p"
-        vs.time_base = Fraction(1, rate)
-        opts = {"preset": preset}
-        if bitrate:
-            vs.codec_context.bit_rate = int(bitrate)
-        else:
-            opts["crf"] = str(crf)
-        if codec == "libx265":
-            opts["x265-params"] = "log-level=error"
-        vs.codec_context.options = opts
-        for i, rgb in enumerate(arr):
-            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
-            f.pts = i
-            for p in vs.encode(f):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    buf.seek(0)
-    with av.open(buf, "r", format=fmt) as inp:
-        dec = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
-    if len(dec) != t:
-        raise RuntimeError(f"{codec} round trip returned {len(dec)} frames for {t}")
+    yuv = [av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+           for rgb in arr]  # fmt: skip
+    dec = [f.to_ndarray(format="rgb24") for f in codec_roundtrip(yuv, codec, crf, bitrate, preset, rate)]
     return np.stack(dec)[:, :h, :w]
 
 
