@@ -63,7 +63,8 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
 
     out = tmp_path / "run"
     train_deblock.main(["--iters", "2", "--batch", "2", "--patch", "32", "--limit-images", "2", "--segments", "1",
-                        "--seg-len", "3", "--max-frames", "12", "--eval-every", "2", "--out", str(out)])  # fmt: skip
+                        "--seg-len", "3", "--max-frames", "12", "--eval-every", "2", "--channels", "8", "--down", "2",
+                        "--warmup", "1", "--out", str(out)])  # fmt: skip
     m = json.loads((out / "metrics.json").read_text())
     assert m["training_pairs"] == {"images_jpeg": 2, "video_frames": 12}
     q10 = m["psnr_classic5_jpeg_q10"]
@@ -73,7 +74,7 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
         assert m[f"psnr_cars_h264_crf{crf}"]["input"] < 40
     assert m["psnr_cars_h264_crf35"]["input"] > m["psnr_cars_h264_crf45"]["input"]
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
-    assert {"Conv", "Relu", "Add"} <= ops
+    assert {"Conv", "Relu", "Add", "DepthToSpace"} <= ops and "pixel unshuffle" in m["architecture"]
 
 
 def test_train_denoise_recipe_smoke(tmp_path: Path) -> None:

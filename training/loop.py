@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -20,9 +21,10 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # (input, target) float32 NCHW in [0,
 
 
 def add_run_args(ap: argparse.ArgumentParser, *, iters: int, lr: float, eval_every: int, data: Path) -> None:
-    """``--iters --lr --eval-every --threads --seed --data --out`` with the recipe's defaults."""
+    """``--iters --lr --warmup --eval-every --threads --seed --data --out`` with the recipe's defaults."""
     ap.add_argument("--iters", type=int, default=iters)
     ap.add_argument("--lr", type=float, default=lr, help="Adam learning rate (cosine decay to 1 %%)")
+    ap.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up")
     ap.add_argument("--eval-every", type=int, default=eval_every)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -44,11 +46,17 @@ def fit(
     a: argparse.Namespace,
     evaluate: Callable[[], dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], float]:
-    """Train ``net`` for ``a.iters`` steps of L1 loss with Adam (learning rate ``a.lr``, cosine decay
-    to 1 %); every ``a.eval_every`` steps and at the end, record and print ``{"iter", "loss",
-    "seconds", **evaluate()}``. Returns the history and the training seconds."""
+    """Train ``net`` for ``a.iters`` steps of L1 loss with Adam (learning rate ``a.lr``, linear warm-up
+    over ``a.warmup`` steps, cosine decay to 1 %); every ``a.eval_every`` steps and at the end,
+    record and print ``{"iter", "loss", "seconds", **evaluate()}``. Returns the history and the training seconds."""
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.iters, eta_min=a.lr * 0.01)
+    warmup = getattr(a, "warmup", 0)
+
+    def factor(step: int) -> float:  # linear warm-up over ``warmup`` steps, then cosine from 1 to 0.01
+        ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        return ramp * (0.01 + 0.99 * (1 + math.cos(math.pi * step / a.iters)) / 2)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     history: list[dict[str, Any]] = []
     t0 = time.time()
     running, steps = 0.0, 0

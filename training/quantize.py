@@ -2,8 +2,9 @@
 
 Calibration data: luma crops of the training images (``../shared/data/images/train``: T91,
 General100, BSD200), bicubic-downscaled by the model's scale as at training time; never Set5.
-Quantization: QDQ format, weights int8 per output channel, activations uint8, ``Conv`` only (the
-bicubic-residual ``Resize`` and the pixel shuffle stay float), calibration by ``--method``.
+Quantization: QDQ format, weights int8 per output channel, activations uint8, ``Conv`` and ``Relu``
+but the fixed bicubic-skip convolution (:func:`float_nodes`; it, the residual ``Add`` and the
+pixel shuffle stay float), calibration by ``--method``.
 
     python -m training.quantize --model sr_x2 --out training/runs/sr_x2_int8
 

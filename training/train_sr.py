@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     export_onnx(net, a.out / "model.onnx", "LR_Y", "SR_Y")
     metrics = {
         "model": a.name or f"sr_x{a.scale}",
-        "architecture": f"LumaSR (ESPCN-style, bicubic residual, {a.act})",
+        "architecture": f"LumaSR (ESPCN-style, bicubic residual, {a.act}, {a.channels} ch, {a.blocks} body convs)",
         **run_record(a, net),
         "train_seconds": round(train_s, 1),
         "set5_psnr_y": final,
