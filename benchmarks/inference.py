@@ -91,7 +91,7 @@ def bench_backend(
     rng = np.random.default_rng(0)
     rows = []
     for batch in batches:
-        x = rng.random((batch, info.channels, h, w), dtype=np.float32)
+        x = rng.random((batch, info.in_channels, h, w), dtype=np.float32)
         times = _time_calls(lambda b: backend.infer(model, b), x, iterations, budget_s)
         med = statistics.median(times)
         rows.append(Row(model, size, backend.name, batch, len(times), med * 1e3, min(times) * 1e3, batch / med))
@@ -102,14 +102,14 @@ def bench_backend(
 def warm_up(backend: InferenceBackend, model: str) -> None:
     """Open the session / connection and run the model once on a small input (not timed)."""
     info = backend.model_info(model)
-    backend.infer(model, np.zeros((1, info.channels, 64, 64), dtype=np.float32))
+    backend.infer(model, np.zeros((1, info.in_channels, 64, 64), dtype=np.float32))
 
 
 def bench_tiling(local: LocalOnnx, model: str, size: str, tile: int, overlap: int, repeats: int) -> TilingRow:
     """Whole frame vs ``infer_images`` with ``tile`` on one ``size`` frame (LocalOnnx, best of ``repeats``)."""
     info = local.model_info(model)
     h, w = SIZES[size]
-    x = np.random.default_rng(1).random((1, info.channels, h, w), dtype=np.float32)
+    x = np.random.default_rng(1).random((1, info.in_channels, h, w), dtype=np.float32)
     calls: list[int] = []
 
     class Counting:
