@@ -390,6 +390,27 @@ def scan(
     return FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts), np.stack(thumbs), digest
 
 
+def first_frames(path: str | os.PathLike[str], limit: int) -> list[U8]:
+    """The first ``limit`` frames in presentation order as ``(H, W, 3)`` uint8 RGB, converted as
+    :func:`read_frames` converts them (the stream's own matrix and range). For training and
+    evaluation material that needs no frame index; the pipeline reads with :func:`read_frames`.
+
+    Raises:
+        InputError: as :func:`probe`, or undecodable.
+    """
+    p = Path(path)
+    color = probe(p).video.color
+    out: list[U8] = []
+    with _open_input(p) as c:
+        vs = _pick_video(c, p)
+        vs.thread_type = "AUTO"
+        for frame in _decode(c, vs, p):
+            out.append(_to_rgb(frame, color))
+            if len(out) >= limit:
+                break
+    return out
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()

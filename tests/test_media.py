@@ -95,6 +95,17 @@ def test_read_frames_range_matches_index_after_seek(data: Path) -> None:
     assert np.array_equal(whole[10:20], part)
 
 
+def test_first_frames_equal_read_frames(data: Path) -> None:
+    """The training/evaluation reader decodes and converts exactly as the pipeline's reader."""
+    path = data / "video/misc/realshort.mp4"
+    info = media.probe(path)
+    index, _, _ = media.scan(path, info)
+    head = media.first_frames(path, 7)
+    ((_, ref),) = list(media.read_frames(path, info, index, 0, 7, batch=7))
+    assert len(head) == 7 and np.array_equal(np.stack(head), ref)
+    assert len(media.first_frames(path, 1000)) == 36  # a short clip: every frame, no error
+
+
 def test_chunks_concatenate_with_exact_timestamps_and_untouched_audio(tmp_path: Path) -> None:
     """VFR source, three chunks encoded separately (B-frames), packaged: same PTS, same audio bytes."""
     frames = cut_frames(40, [15], h=64, w=96)

@@ -140,16 +140,13 @@ def video_compress(
     preset: str = "medium",
     rate: int = 25,
 ) -> U8:
-    """Encode ``frames`` with a real video encoder (PyAV, in memory, yuv420p) and decode them back.
+    """Encode ``frames`` with a real video encoder (PyAV, in memory, yuv420p) and decode them back:
+    :func:`restora.media.codec_roundtrip` on RGB frames.
 
     Args:
         frames: ``(T, H, W, 3)`` uint8 RGB (or a list of ``(H, W, 3)``); odd sizes are edge-padded
             for 4:2:0 and cropped back.
-        codec: ``libx264`` (H.264) or ``libx265`` (HEVC).
-        crf: constant rate factor (higher = worse); ignored when ``bitrate`` is set.
-        bitrate: target bits/s instead of CRF.
-        preset: encoder speed preset.
-        rate: frame rate the encoder assumes (rate control depends on it with ``bitrate``).
+        codec, crf, bitrate, preset, rate: as :func:`restora.media.codec_roundtrip`.
 
     Returns:
         ``(T, H, W, 3)`` uint8 RGB, the decoded frames in order.

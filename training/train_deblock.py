@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import torch
 from PIL import Image
 
 from restora.evaluation import artifact_rows, jpeg_gray, y8
+from restora.media import first_frames
 from training.degrade import resize, video_compress
 from training.export import export_onnx
 from training.loop import add_run_args, fit, run_record, start_run
@@ -62,20 +62,10 @@ def image_pairs(root: Path, rng: np.random.Generator, limit: int | None) -> list
     return out
 
 
-def decode_frames(path: Path, limit: int) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        frames = []
-        for f in c.decode(video=0):
-            frames.append(f.to_ndarray(format="rgb24"))
-            if len(frames) >= limit:
-                break
-    return frames
-
-
 def video_pairs(root: Path, rng: np.random.Generator, segments: int, seg_len: int, max_frames: int) -> list[Pair]:
     out = []
     for rel in VIDEOS:
-        frames = decode_frames(root / rel, max_frames)
+        frames = first_frames(root / rel, max_frames)
         h, w = frames[0].shape[:2]
         scale = min(1.0, 480 / w)
         nw, nh = (int(w * scale) // 2) * 2, (int(h * scale) // 2) * 2

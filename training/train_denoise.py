@@ -31,11 +31,12 @@ import torch
 from PIL import Image
 
 from restora.evaluation import noise_rows, y8
+from restora.media import first_frames
 from training.degrade import resize
 from training.export import export_onnx
 from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaRestore
-from training.train_deblock import DATA, TRAIN_SETS, VIDEOS, decode_frames, restore_y, sample_batch
+from training.train_deblock import DATA, TRAIN_SETS, VIDEOS, restore_y, sample_batch
 
 
 def clean_images(
@@ -53,7 +54,7 @@ def clean_images(
         out.append(y8(rgb))
     if video_every:
         for rel in VIDEOS:
-            frames = decode_frames(root / rel, max_frames)[::video_every]
+            frames = first_frames(root / rel, max_frames)[::video_every]
             h, w = frames[0].shape[:2]
             scale = min(0.5, 480 / w)
             out += [y8(resize(fr, int(w * scale), int(h * scale), "area")) for fr in frames]

@@ -34,11 +34,12 @@ import numpy as np
 import torch
 
 from restora.evaluation import bicubic_x2, joint_x2_cases, jpeg_gray, score_x2, y8
+from restora.media import first_frames
 from training.degrade import add_noise, downscale, resize, video_compress
 from training.export import export_onnx
 from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaSR, he_init
-from training.train_deblock import DATA, VIDEOS, decode_frames
+from training.train_deblock import DATA, VIDEOS
 from training.train_sr import load_pairs
 
 U8Pair = tuple[np.ndarray, np.ndarray]  # (hr (H, W) uint8, lr (H/2, W/2) uint8) luma
@@ -62,7 +63,7 @@ def video_pairs(root: Path, rng: np.random.Generator, segments: int, seg_len: in
     """Pre-degraded pairs from real encodes of the training clips (see the module docstring)."""
     out = []
     for rel in VIDEOS:
-        frames = decode_frames(root / rel, max_frames)
+        frames = first_frames(root / rel, max_frames)
         h, w = frames[0].shape[:2]
         scale = min(1.0, 640 / w)
         nw, nh = (int(w * scale) // 4) * 4, (int(h * scale) // 4) * 4

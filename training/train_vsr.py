@@ -45,12 +45,13 @@ import torch
 from PIL import Image
 
 from restora.evaluation import bicubic_down, bicubic_up, cars_x4, y8
+from restora.media import first_frames
 from restora.metrics import crop_border, psnr
 from training.degrade import resize
 from training.export import export_onnx, onnx_weights
 from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import LumaSR, he_init
-from training.train_deblock import DATA, TRAIN_SETS, VIDEOS, decode_frames
+from training.train_deblock import DATA, TRAIN_SETS, VIDEOS
 
 CLIPS = (*VIDEOS, "video/misc/bigbuckbunny.mp4")
 SCALE = 4
@@ -59,7 +60,7 @@ Clip = tuple[np.ndarray, np.ndarray, np.ndarray]  # HR (T, H, W) uint8, LR (T, H
 
 
 def load_clip(path: Path, max_frames: int, frames: int, cut_threshold: float) -> Clip:
-    rgb = decode_frames(path, max_frames)
+    rgb = first_frames(path, max_frames)
     h, w = rgb[0].shape[:2]
     s = min(1.0, 640 / w)
     nw, nh = (int(w * s) // SCALE) * SCALE, (int(h * s) // SCALE) * SCALE
