@@ -123,7 +123,6 @@ class LumaRestore(nn.Module):
     def __init__(self, channels: int = 32, blocks: int = 6, down: int = 1) -> None:
         super().__init__()
         self.scale, self.down = 1, down
-        self.center = 0.5 if down > 1 else 0.0
         planes = down * down
         layers: list[nn.Module] = [nn.Conv2d(planes, channels, 3, padding=1), nn.ReLU()]
         for _ in range(blocks):
@@ -144,7 +143,7 @@ class LumaRestore(nn.Module):
         d = self.down
         # Edge-pad odd sizes up to a multiple of ``down`` and crop back: any frame size works.
         xp = F.pad(x, (0, (d - w % d) % d, 0, (d - h % d) % d), mode="replicate")
-        r = F.pixel_shuffle(self.body(F.pixel_unshuffle(xp, d) - self.center), d)
+        r = F.pixel_shuffle(self.body(F.pixel_unshuffle(xp, d) - 0.5), d)  # centred input for He init
         return x + r[:, :, :h, :w]
 
 
