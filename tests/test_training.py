@@ -154,3 +154,11 @@ def test_reexport_keeps_function_and_metadata(tmp_path: Path) -> None:
     assert np.abs(run(path) - before).max() < 1e-5
     info = read_model_info(path, "sr_x4", "1", 1)
     assert (info.scale, info.channels, info.input_name, info.output_name) == (4, 1, "LR_Y", "SR_Y")
+
+
+def test_profile_ops_sums_kernel_time_per_op_type() -> None:
+    from benchmarks.profile_ops import op_times
+
+    times = op_times(REPO / "sr_x4/1/model.onnx", (1, 1, 24, 32), threads=1, runs=2)
+    assert {"Conv", "DepthToSpace"} <= set(times) and "Resize" not in times
+    assert all(ms >= 0 for ms in times.values()) and sum(times.values()) > 0

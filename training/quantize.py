@@ -68,8 +68,8 @@ class LumaCrops(CalibrationDataReader):
 
 def float_nodes(path: Path) -> list[str]:
     """Nodes left in float: the fixed bicubic-skip convolution (``LumaSR.bicubic``). Its output is
-    the bulk of every output pixel, and 8-bit activations there cost 0.08 (x2) to 0.13 dB (x4) on Set5 while
-    it is a small share of the time."""
+    the bulk of every output pixel, and 8-bit activations there cost 0.08 (x2) to 0.13 dB (x4) on Set5
+    (``--no-float-skip``) while it is a small share of the time."""
     return [n.name for n in onnx.load(str(path)).graph.node if n.name.startswith("/bicubic/")]
 
 
@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="percentile")
     p.add_argument("--format", choices=("qdq", "qoperator"), default="qdq", help="quantized graph format")
     p.add_argument("--ops", default="Conv,Relu", help="op types to quantize ('all': ORT's set)")
+    p.add_argument("--float-skip", action=argparse.BooleanOptionalAction, default=True,
+                   help="leave the bicubic-skip convolution in float (--no-float-skip quantizes it too)")  # fmt: skip
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for the latency measurement")
     p.add_argument("--repeats", type=int, default=20)
     a = p.parse_args(argv)
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         op_types_to_quantize=None if a.ops == "all" else a.ops.split(","),
-        nodes_to_exclude=float_nodes(pre),
+        nodes_to_exclude=float_nodes(pre) if a.float_skip else [],
         calibrate_method=method,
     )
     pre.unlink()
