@@ -5,15 +5,17 @@ The committed weights are what ships; these tests only prove the recipes still r
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from restora.inference import read_model_info
-from training import package_model, quantize, reexport, train_sr
+from training import loop, package_model, quantize, reexport, train_sr
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +164,24 @@ def test_profile_ops_sums_kernel_time_per_op_type() -> None:
     times = op_times(REPO / "sr_x4/1/model.onnx", (1, 1, 24, 32), threads=1, runs=2)
     assert {"Conv", "DepthToSpace"} <= set(times) and "Resize" not in times
     assert all(ms >= 0 for ms in times.values()) and sum(times.values()) > 0
+
+
+def test_run_record_keeps_every_stage_it_continued(tmp_path: Path) -> None:
+    """A run started from another run's ``model.pt`` records that run (and what it continued) in
+    ``init_run``; the model README lists every stage; a start from a bare file records nothing."""
+    s1, s2 = tmp_path / "s1", tmp_path / "s2"
+    s1.mkdir(), s2.mkdir()
+    (s1 / "metrics.json").write_text(json.dumps({"model": "m", "args": {"iters": 8}, "train_seconds": 3.0}))
+    (s2 / "metrics.json").write_text(json.dumps({
+        "model": "m", "args": {"iters": 5, "init": str(s1 / "model.pt")}, "train_seconds": 2.0, "set5": {"mean": 1.0},
+        "init_run": {"model": "m", "args": {"iters": 8}, "train_seconds": 3.0},
+    }))  # fmt: skip
+    net = torch.nn.Conv2d(1, 1, 3)
+    rec = loop.run_record(argparse.Namespace(threads=1, init=s2 / "model.pt"), net)
+    assert rec["params"] == 10
+    assert rec["init_run"]["args"]["iters"] == 5 and rec["init_run"]["init_run"]["train_seconds"] == 3.0
+    assert "set5" not in rec["init_run"]
+    sig = package_model.Signature("LR_Y", "SR_Y", 1)
+    text = package_model.render_readme("m", sig, 2, 1, 0, 8, "d", {**rec, "train_seconds": 1.0})
+    assert text.index("(m, 2.00 s)") < text.index("(m, 3.00 s)") and text.count("iters = ") == 2
+    assert "init_run" not in loop.run_record(argparse.Namespace(threads=1, init=tmp_path / "x.onnx"), net)

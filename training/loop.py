@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (input, target) float32 NCHW in [0, 1]
+INIT_RUN_KEYS = ("model", "args", "train_seconds", "init_run")  # what a run records of the run it continued
 
 
 def add_run_args(ap: argparse.ArgumentParser, *, iters: int, lr: float, eval_every: int, data: Path) -> None:
@@ -80,9 +81,16 @@ def fit(
 
 
 def run_record(a: argparse.Namespace, net: nn.Module) -> dict[str, Any]:
-    """``params``, ``args`` and ``hardware`` of a run, for its ``metrics.json``."""
-    return {
+    """``params``, ``args`` and ``hardware`` of a run, for its ``metrics.json``; plus ``init_run`` when the
+    run continued another one (``a.init`` beside that run's ``metrics.json``): its model, arguments and
+    training seconds (and its own ``init_run``), so a multi-stage model records every stage."""
+    record: dict[str, Any] = {
         "params": sum(p.numel() for p in net.parameters()),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "hardware": f"{platform.processor() or platform.machine()}, {a.threads} CPU threads, torch {torch.__version__}",
     }
+    init = getattr(a, "init", None)
+    if isinstance(init, Path) and (init.parent / "metrics.json").is_file():
+        earlier = json.loads((init.parent / "metrics.json").read_text())
+        record["init_run"] = {k: earlier[k] for k in INIT_RUN_KEYS if k in earlier}
+    return record

@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPOSITORY = REPO_ROOT / "triton_models"
 METADATA_PREFIX = "restora."
 # metrics.json keys that describe the run rather than measure quality
-_RUN_KEYS = ("model", "architecture", "params", "args", "train_seconds", "hardware", "history")
+_RUN_KEYS = ("model", "architecture", "params", "args", "train_seconds", "hardware", "history", "init_run")
 
 MODEL_PY = '''\
 """Triton python-backend adapter for a Restora model: runs ``model.onnx`` beside this file.
@@ -345,6 +345,12 @@ def render_readme(
             lines += ["", "Recipe arguments:", "", "```"]
             lines += [f"{k} = {json.dumps(v)}" for k, v in args.items()]
             lines.append("```")
+        earlier = metrics.get("init_run")
+        while isinstance(earlier, dict):  # the runs this one continued, newest first
+            seconds = f", {_fmt(float(earlier['train_seconds']))} s" if "train_seconds" in earlier else ""
+            lines += ["", f"Continued from an earlier run ({earlier.get('model', 'model')}{seconds}) with arguments:"]
+            lines += ["", "```"] + [f"{k} = {json.dumps(v)}" for k, v in earlier.get("args", {}).items()] + ["```"]
+            earlier = earlier.get("init_run")
         quality = {k: v for k, v in metrics.items() if k not in _RUN_KEYS}
         if quality:
             lines += ["", "## Measured quality", ""]
