@@ -680,8 +680,14 @@ def package(
         # minus first DTS). Chunks can differ in delay (a 2-frame chunk has no B-frames); every chunk's
         # DTS is lowered to the largest delay, so DTS stay monotonic across joins and the stream keeps
         # one constant decode delay (stored by MP4/MOV as an edit list).
+        # ``first_pts`` is in the source's time base; a muxer may have chosen a finer one for the chunk
+        # (NUT, the lossless chunks' container, doubles a 1/1000 base up to 1/64000): compare in the chunk's.
+        src_tb = Fraction(info.video.time_base)
         plans = []
-        for ch, first_pts in chunks:
+        for ch, first_src_pts in chunks:
+            with av.open(str(ch)) as c:
+                chunk_tb = c.streams.video[0].time_base or src_tb
+            first_pts = round(first_src_pts * src_tb / chunk_tb)
             stamps = [(p.pts, p.dts) for p in _packets(Path(ch)) if p.pts is not None]
             shift = min((pts for pts, _ in stamps), default=first_pts) - first_pts
             first_dts = stamps[0][1] if stamps and stamps[0][1] is not None else first_pts + shift

@@ -7,12 +7,14 @@ chunk (decode -> stages -> encode) -> ``media.package`` -> ``storage.publish_fil
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
@@ -62,6 +64,8 @@ def plan_chunks(shots: ShotList, index: media.FrameIndex, chunk_frames: int) -> 
                     start_s=float((index.pts[s] - t0) * tb),
                     end_s=end_s,
                     planned_at=now,
+                    shot_start=start,
+                    shot_stop=stop,
                 )
             )
     return out
@@ -85,6 +89,39 @@ class ChunkResult:
         }
 
 
+Keys = list[tuple[int, int]]  # (frame number in stream order, pts) of each frame of a batch
+Frames = npt.NDArray[np.uint8]  # (T, H, W, 3) RGB
+
+
+def stream_stage(
+    process_span: Callable[[Frames, int, int], Frames], context: int, batches: Iterable[tuple[Keys, Frames]]
+) -> Iterator[tuple[Keys, Frames]]:
+    """Run a stage over a stream of frame batches, giving every frame ``context`` neighbours on each
+    side whatever the batch boundaries (clamped only at the ends of the stream).
+
+    ``process_span(frames, start, stop)`` restores ``frames[start:stop]`` reading the rest as context
+    (:meth:`Stage.process_span`). A batch goes out once its last frame's ``context`` successors have
+    come in; at most ``2 * context`` frames beyond the current batch are held.
+    """
+    if context == 0:
+        for keys, frames in batches:
+            yield keys, process_span(frames, 0, len(frames))
+        return
+    held_keys: Keys = []
+    held: Frames | None = None
+    done = 0  # held frames already restored (kept as the past context of the next ones)
+    for keys, frames in batches:
+        held_keys += keys
+        held = frames if held is None else np.concatenate([held, frames])
+        ready = len(held) - done - context  # frames whose successors are all in
+        if ready > 0:
+            yield held_keys[done : done + ready], process_span(held, done, done + ready)
+            drop = max(0, done + ready - context)
+            held, held_keys, done = held[drop:], held_keys[drop:], done + ready - drop
+    if held is not None and len(held) > done:
+        yield held_keys[done:], process_span(held, done, len(held))
+
+
 def restore_chunk(
     source: Path,
     analysis_info: media.MediaInfo,
@@ -98,30 +135,52 @@ def restore_chunk(
 ) -> ChunkResult:
     """Decode the chunk's frames, run the stages in order, encode the result into ``out_path``.
 
-    Each stage gets one span per chunk (``stage.<type>``) with frames, pixels and fps.
-    On failure the partial chunk file is removed.
+    Stages with temporal ``context`` see the neighbouring frames of the shot beyond the chunk: the
+    decode starts and ends up to the sum of the stages' contexts outside ``[start, stop)`` (within
+    the shot), and only the chunk's own frames are encoded. Each stage gets one span per chunk
+    (``stage.<type>``) with frames, pixels and fps. On failure the partial chunk file is removed.
     """
     result = ChunkResult(frames=0, stage_seconds={s.type: 0.0 for s in stages})
     writer = media.ChunkWriter(out_path, params)
     tracer = telemetry.tracer()
     stage_spans = [tracer.start_span(f"stage.{s.type}") for s in stages]
-    try:
-        t = time.perf_counter()
-        for pts, frames in media.read_frames(source, analysis_info, index, chunk.start, chunk.stop, batch=batch):
+    margin = sum(s.context for s in stages)
+    first = max(chunk.start - margin, chunk.start if chunk.shot_start is None else chunk.shot_start)
+    last = min(chunk.stop + margin, chunk.stop if chunk.shot_stop is None else chunk.shot_stop)
+
+    def decoded() -> Iterator[tuple[Keys, Frames]]:
+        n, t = first, time.perf_counter()
+        for pts, frames in media.read_frames(source, analysis_info, index, first, last, batch=batch):
             result.decode_seconds += time.perf_counter() - t
-            for stage, sp in zip(stages, stage_spans, strict=True):
-                t = time.perf_counter()
-                with trace.use_span(sp, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-                    frames = stage.process(frames)
-                result.stage_seconds[stage.type] += time.perf_counter() - t
+            yield list(zip(range(n, n + len(pts)), pts, strict=True)), frames
+            n, t = n + len(pts), time.perf_counter()
+
+    def timed(stage: Stage, sp: trace.Span) -> Callable[[Frames, int, int], Frames]:
+        def run(frames: Frames, start: int, stop: int) -> Frames:
             t = time.perf_counter()
-            writer.write(pts, frames)
+            with trace.use_span(sp, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                out = stage.process_span(frames, start, stop)
+            result.stage_seconds[stage.type] += time.perf_counter() - t
+            return out
+
+        return run
+
+    try:
+        stream = decoded()
+        for stage, sp in zip(stages, stage_spans, strict=True):
+            stream = stream_stage(timed(stage, sp), stage.context, stream)
+        for keys, frames in stream:
+            keep = [i for i, (n, _) in enumerate(keys) if chunk.start <= n < chunk.stop]  # contiguous
+            if not keep:
+                continue
+            pts = [keys[i][1] for i in keep]
+            t = time.perf_counter()
+            writer.write(pts, frames[keep[0] : keep[-1] + 1])
             result.encode_seconds += time.perf_counter() - t
             result.frames += len(pts)
             telemetry.metrics().frames.add(len(pts), {"restora.stages": ",".join(s.type for s in stages)})
             if on_frames is not None:
                 on_frames(len(pts))
-            t = time.perf_counter()
         t = time.perf_counter()
         writer.close()
         result.encode_seconds += time.perf_counter() - t

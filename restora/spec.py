@@ -123,6 +123,8 @@ class ShotSpec(BaseModel):
     start_s: float
     end_s: float
     planned_at: float | None = Field(None, description="wall-clock time the chunk was planned (queue-wait metric)")
+    shot_start: int | None = Field(None, description="first frame of the whole shot (temporal context; default start)")
+    shot_stop: int | None = Field(None, description="end of the whole shot (temporal context; default stop)")
 
     @property
     def frames(self) -> int:

@@ -171,6 +171,17 @@ def test_models_by_name_from_the_cli(
         assert report["provenance"]["stages"][1]["strength"] == 0.5
 
 
+def test_lossless_source_in_several_chunks_keeps_timing(tmp_path: Path) -> None:
+    """An FFV1 master cut into chunks: the lossless chunks' container picks its own time base (NUT:
+    1/64000 for Matroska's 1/1000), and the joined output still has every frame at its source time."""
+    src = make_clip(tmp_path / "m.mkv", cut_frames(20, [], h=48, w=64), codec="ffv1", pix_fmt="bgr0")
+    out = tmp_path / "o.mkv"
+    result = run(RestoreSpec(input=str(src), output=str(out), scale=2, chunk_frames=8))
+    report = json.loads(Path(result["report"]).read_text())
+    assert len(report["chunks"]) == 3 and media.probe(out).video.codec == "ffv1"
+    assert decoded_pts(out) == decoded_pts(src)
+
+
 def test_restored_clip_beats_bicubic_against_ground_truth(data: Path, tmp_path: Path) -> None:
     """cars_320x240.i420 is the truth; downscale x2, restore x2: PSNR-Y gain over bicubic >= 1 dB."""
     raw = np.fromfile(data / "video/cars/cars_320x240.i420", dtype=np.uint8).reshape(-1, 320 * 240 * 3 // 2)

@@ -301,6 +301,55 @@ def test_multi_frame_model_packaged_served_and_run_by_the_sr_stage(tmp_path: Pat
     changed[9] = 255 - changed[9]
     diff = np.abs(stage.process(changed).astype(int) - out).reshape(11, -1).max(axis=1)
     assert list(np.nonzero(diff)[0]) == [8, 9, 10]
+    assert stage.context == 1
+    assert np.array_equal(stage.process_span(clip, 3, 7), out[3:7])  # neighbours 2 and 7 read, not clamped
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 4, 11])
+def test_stream_stage_gives_every_frame_its_neighbours_across_batches(batch: int) -> None:
+    """Streaming a context-2 temporal filter batch by batch equals running it on the whole sequence."""
+    from restora.pipeline import stream_stage
+
+    seq = np.random.default_rng(2).integers(0, 256, (11, 2, 3, 3), dtype=np.uint8)
+
+    def span(frames: np.ndarray, start: int, stop: int) -> np.ndarray:  # clamped 5-tap mean
+        idx = np.clip(np.arange(start, stop)[:, None] + np.arange(-2, 3), 0, len(frames) - 1)
+        return frames[idx].astype(np.float64).mean(axis=1).round().astype(np.uint8)
+
+    batches = [([(i, 100 * i) for i in range(s, min(11, s + batch))], seq[s : s + batch]) for s in range(0, 11, batch)]
+    parts = list(stream_stage(span, 2, batches))
+    assert [k for keys, _ in parts for k in keys] == [(i, 100 * i) for i in range(11)]
+    assert np.array_equal(np.concatenate([f for _, f in parts]), span(seq, 0, 11))
+    assert all(len(keys) == len(f) for keys, f in parts)
+
+
+def test_chunks_of_a_shot_restore_like_the_whole_shot(tmp_path: Path) -> None:
+    """A 3-frame model over a lossless clip cut into chunks of 4 frames, decoded 2 at a time: each chunk
+    file holds exactly its frames, and together they equal the stage run on the whole shot at once."""
+    from restora import media
+    from restora.pipeline import analyze, plan_chunks, restore_chunk
+    from restora.shots import ShotList
+    from tests.conftest import make_clip
+    from training.package_model import package
+
+    src = tmp_path / "v.onnx"
+    _tiny_video_onnx(src, frames=3, scale=2)
+    package(src, "tiny_vsr", 2, 1, repository=tmp_path / "repo", frames=3)
+    stage = build_stage("sr", {"scale": 2, "model": "tiny_vsr"}, StageContext(backend=LocalOnnx(tmp_path / "repo")))
+    clip = np.random.default_rng(3).integers(0, 256, (10, 12, 16, 3), dtype=np.uint8)
+    path = make_clip(tmp_path / "in.mkv", list(clip), codec="ffv1", pix_fmt="bgr0")
+    an = analyze(path)
+    chunks = plan_chunks(ShotList(frames=10, cuts=[]), an.index, 4)
+    assert [(c.start, c.stop, c.shot_start, c.shot_stop) for c in chunks] == [(0, 4, 0, 10), (4, 8, 0, 10),
+                                                                             (8, 10, 0, 10)]  # fmt: skip
+    params = media.choose_encode(an.info, 2, tmp_path / "out.mkv", 18, "ultrafast")
+    got = []
+    for c in chunks:
+        out = tmp_path / f"c{c.start}.mkv"
+        res = restore_chunk(path, an.info, an.index, c, [stage], params, out, batch=2)
+        assert res.frames == c.frames
+        got += media.first_frames(out, 100)
+    assert len(got) == 10 and np.array_equal(np.stack(got), stage.process(clip))
 
 
 def test_block_flow_and_temporal_warp_error(data: Path) -> None:

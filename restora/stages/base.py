@@ -33,7 +33,8 @@ class StageContext:
 
 
 class Stage:
-    """Base class. Subclasses set ``type`` and implement :meth:`process`."""
+    """Base class. Subclasses set ``type`` and implement :meth:`process`; a stage that reads
+    neighbouring frames (``context`` > 0) also implements :meth:`process_span`."""
 
     type: ClassVar[str]
     scale: int = 1
@@ -42,9 +43,20 @@ class Stage:
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
 
+    @property
+    def context(self) -> int:
+        """Frames on each side this stage reads to restore one frame (0: frame by frame). The pipeline
+        streams every frame to it with that many neighbours, across decode batches and chunks of a shot."""
+        return 0
+
     def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """``(T, H, W, 3)`` uint8 RGB -> ``(T, H*scale, W*scale, 3)`` uint8 RGB."""
         raise NotImplementedError
+
+    def process_span(self, frames: npt.NDArray[np.uint8], start: int, stop: int) -> npt.NDArray[np.uint8]:
+        """Restore ``frames[start:stop]`` of ``(T, H, W, 3)`` uint8 RGB, the other frames being their
+        temporal context (clamped at the ends of ``frames``): ``(stop - start, H*scale, W*scale, 3)``."""
+        return self.process(frames[start:stop])
 
     def describe(self) -> dict[str, object]:
         """Provenance: stage type, model, version, backend, scale, and whether pixels are synthesized."""

@@ -6,9 +6,10 @@ Cb/Cr are upsampled with a bicubic filter, then recombined. Color conversion use
 studio-swing YCbCr the model was trained on (``restora.color``), losslessly invertible in float.
 
 A multi-frame model (``vsr_x4``, ``restora.frames`` = F > 1) gets, for every frame, the window of
-F consecutive frames centred on it. The window is clamped at the ends of the frames the stage is
-given (one chunk of one shot: never across a cut), so the first and last F // 2 frames of a chunk
-see their edge frame repeated instead of neighbours.
+F consecutive frames centred on it: the stage's ``context`` is F // 2, and the pipeline streams
+frames to it with that many neighbours on each side across decode batches and chunk boundaries
+(``restora.pipeline.stream_stage``). Windows are clamped only at the ends of a shot (never across a
+cut), where the first and last F // 2 frames see their edge frame repeated instead of neighbours.
 """
 
 from __future__ import annotations
@@ -56,30 +57,48 @@ class SuperResolution(Stage):
         if info.scale != scale or info.channels != 1:
             raise ConfigError(f"model {self.model} is x{info.scale} with {info.channels} channels; need x{scale} luma")
 
+    @property
+    def context(self) -> int:
+        """``restora.frames // 2`` of the model: 2 for the 5-frame ``vsr_x4``, 0 for single-frame models."""
+        return self.ctx.backend.model_info(self.model or "").frames // 2
+
     def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """``(T, H, W, 3)`` uint8 RGB -> ``(T, H*s, W*s, 3)`` uint8 RGB."""
-        t, h, w, _ = frames.shape
+        return self.process_span(frames, 0, len(frames))
+
+    def process_span(self, frames: npt.NDArray[np.uint8], start: int, stop: int) -> npt.NDArray[np.uint8]:
+        """``frames[start:stop]`` upscaled, ``(stop - start, H*s, W*s, 3)`` uint8 RGB; a multi-frame model
+        reads the other frames of ``(T, H, W, 3)`` as the neighbours of the first and last ones."""
+        k = self.context
+        lo, hi = max(0, start - k), min(len(frames), stop + k)  # only the frames the windows can reach
+        _, h, w, _ = frames.shape
         s = self.scale
-        ycc = rgb_to_ycbcr(frames)  # (T, H, W, 3) float32 in [0, 1]
-        out = np.empty((t, h * s, w * s, 3), dtype=np.float32)
-        out[..., 0] = self.upscale_luma(ycc[..., 0])
-        for i in range(t):
+        ycc = rgb_to_ycbcr(frames[lo:hi])  # (T', H, W, 3) float32 in [0, 1]
+        out = np.empty((stop - start, h * s, w * s, 3), dtype=np.float32)
+        out[..., 0] = self.upscale_luma(ycc[..., 0], start - lo, stop - lo)
+        for i in range(stop - start):
             for c in (1, 2):
-                out[i, ..., c] = resize_plane(ycc[i, ..., c], w * s, h * s)
+                out[i, ..., c] = resize_plane(ycc[start - lo + i, ..., c], w * s, h * s)
         return to_uint8(ycbcr_to_rgb(out))
 
-    def upscale_luma(self, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """``(T, h, w)`` float32 luma in [0, 1] (studio swing) -> ``(T, h*s, w*s)`` float32, clipped."""
-        t, h, w = y.shape
+    def upscale_luma(
+        self, y: npt.NDArray[np.float32], start: int = 0, stop: int | None = None
+    ) -> npt.NDArray[np.float32]:
+        """``(T, h, w)`` float32 luma in [0, 1] (studio swing) -> planes ``start..stop-1`` (default all)
+        upscaled, ``(stop - start, h*s, w*s)`` float32, clipped; windows of a multi-frame model are
+        clamped to ``y``."""
+        stop = len(y) if stop is None else stop
+        _, h, w = y.shape
         s = self.scale
         frames = self.ctx.backend.model_info(self.model or "").frames
         if frames == 1:
-            out = self._infer(y[:, None])
-        else:  # windows built a few frames at a time: a chunk's windows at once would take F times its memory
-            out = np.concatenate([self._infer(temporal_windows(y, frames, i, min(t, i + 8))) for i in range(0, t, 8)])
+            out = self._infer(y[start:stop, None])
+        else:  # windows built a few frames at a time: all windows at once would take F times the memory
+            parts = [self._infer(temporal_windows(y, frames, i, min(stop, i + 8))) for i in range(start, stop, 8)]
+            out = np.concatenate(parts)
         if self.strength < 1.0:
-            for i in range(t):
-                base = resize_plane(y[i], w * s, h * s)
+            for i in range(stop - start):
+                base = resize_plane(y[start + i], w * s, h * s)
                 out[i] = base + self.strength * (out[i] - base)
         return np.clip(out, 0.0, 1.0)
 
