@@ -55,9 +55,14 @@ train: train-sr train-int8 train-deblock train-denoise train-joint train-vsr  ##
 
 PACKAGE := $(PY) -m training.package_model --channels 1
 
-train-sr: install  ## sr_x2, sr_x4
+train-sr: install  ## sr_x2, sr_x4: 8000 iterations from scratch, then continued with larger batches at a lower rate
+	$(PY) -m training.train_sr --scale 2 --iters 8000 --out training/runs/sr_x2_stage1
+	$(PY) -m training.train_sr --scale 2 --iters 8000 --batch 64 --patch 32 --lr 5e-4 --eval-every 1000 \
+	  --init training/runs/sr_x2_stage1/model.pt --out training/runs/sr_x2
+	$(PY) -m training.train_sr --scale 4 --iters 8000 --out training/runs/sr_x4_stage1
+	$(PY) -m training.train_sr --scale 4 --iters 15000 --batch 64 --lr 5e-4 --eval-every 1500 \
+	  --init training/runs/sr_x4_stage1/model.pt --out training/runs/sr_x4
 	for s in 2 4; do \
-	  $(PY) -m training.train_sr --scale $$s --iters 8000 --out training/runs/sr_x$$s && \
 	  $(PACKAGE) --onnx training/runs/sr_x$$s/model.onnx --name sr_x$$s --scale $$s \
 	    --metrics-json training/runs/sr_x$$s/metrics.json \
 	    --description "Fidelity super-resolution x$$s on luma (ESPCN-style with bicubic residual); chroma is resampled bicubically by the sr stage"; \
