@@ -370,3 +370,30 @@ def test_block_flow_and_temporal_warp_error(data: Path) -> None:
     assert 6.0 < e1 < 10.0 and e2 > 8 * e1  # independent noise sigma s per frame: 2 s^2
     with pytest.raises(ValueError):
         temporal_warp_error(clip[:3], motion)
+
+
+def test_chunk_key_of_a_temporal_stage_depends_on_its_shot() -> None:
+    """A chunk restored with temporal context read frames of its shot beyond it: the cache key names the
+    shot's range then (and only then), so a chunk is never reused with other neighbours."""
+    from restora.report import AssetRef
+    from restora.spec import ShotSpec
+    from restora.stages import Stage
+    from tasks.restore_shot import chunk_key
+
+    class Per(Stage):
+        type = "sr"
+
+    class Temporal(Per):
+        @property
+        def context(self) -> int:
+            return 2
+
+    asset = AssetRef.model_construct(asset_id="a")
+    spec = RestoreSpec(input="in.mp4", output="out.mp4", scale=2)
+    c = ShotSpec(shot=0, start=0, stop=4, start_s=0.0, end_s=0.1, shot_start=0, shot_stop=10)
+    other_shot = c.model_copy(update={"shot_stop": 8})
+    ctx = StageContext(backend=LocalOnnx(get_settings().models.repository))
+    per, temporal = [Per(ctx)], [Temporal(ctx)]
+    assert chunk_key(asset, spec, c, per) == chunk_key(asset, spec, other_shot, per)
+    assert chunk_key(asset, spec, c, temporal) != chunk_key(asset, spec, other_shot, temporal)
+    assert chunk_key(asset, spec, c, temporal) != chunk_key(asset, spec, c, per)
