@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from restora.color import rgb_to_y, to_uint8, ycbcr_to_rgb
+from restora.color import to_uint8, ycbcr_to_rgb
 from restora.evaluation import cars_i420, evaluate_all
 from restora.inference import LocalOnnx
-from restora.metrics import crop_border, psnr
+from restora.metrics import psnr_y
 from restora.settings import get_settings
 from restora.stages import StageContext, build_stage
 
@@ -60,14 +60,7 @@ def main() -> None:
     t_bic = time.perf_counter() - t
 
     def score(frames: list[np.ndarray] | np.ndarray) -> float:
-        return float(
-            np.mean(
-                [
-                    psnr(crop_border(rgb_to_y(a), 2), crop_border(rgb_to_y(b), 2))
-                    for a, b in zip(frames, truth, strict=True)
-                ]
-            )
-        )
+        return float(np.mean([psnr_y(a, b, crop=2) for a, b in zip(frames, truth, strict=True)]))
 
     video = {
         "clip": "cars_320x240 (30 frames), x2",

@@ -25,8 +25,7 @@ from PIL import Image
 
 from benchmarks.quality import cars_rgb
 from flows.restore_video import run
-from restora.color import rgb_to_y
-from restora.metrics import crop_border, psnr
+from restora.metrics import psnr_y
 from restora.spec import RestoreSpec, StageSpec
 
 OUT = Path(__file__).resolve().parent / "results" / "vsr_flow.json"
@@ -47,9 +46,8 @@ def write_ffv1(path: Path, frames: list[np.ndarray]) -> None:
 
 
 def mean_psnr_y(frames: list[np.ndarray], truth: list[np.ndarray], border: int = 4) -> float:
-    """Mean over frames of PSNR on BT.601 luma, ``border`` pixels cropped."""
-    pairs = zip(frames, truth, strict=True)
-    return float(np.mean([psnr(crop_border(rgb_to_y(a), border), crop_border(rgb_to_y(t), border)) for a, t in pairs]))
+    """Mean over frames of :func:`restora.metrics.psnr_y` (BT.601 luma, ``border`` pixels cropped)."""
+    return float(np.mean([psnr_y(a, t, crop=border) for a, t in zip(frames, truth, strict=True)]))
 
 
 def main() -> None:

@@ -12,8 +12,7 @@ from PIL import Image
 
 from flows.restore_video import restore_video, run
 from restora import manifest, media
-from restora.color import rgb_to_y
-from restora.metrics import crop_border, psnr
+from restora.metrics import psnr_y
 from restora.settings import get_settings
 from restora.spec import RestoreSpec, StageSpec
 from restora.storage import LocalStore
@@ -232,14 +231,7 @@ def test_restored_clip_beats_bicubic_against_ground_truth(data: Path, tmp_path: 
     bic = [np.asarray(Image.fromarray(x).resize((320, 240), Image.Resampling.BICUBIC)) for x in lr]
 
     def mean_psnr_y(frames: list[np.ndarray]) -> float:
-        return float(
-            np.mean(
-                [
-                    psnr(crop_border(rgb_to_y(a), 2), crop_border(rgb_to_y(t), 2))
-                    for a, t in zip(frames, truth, strict=True)
-                ]
-            )
-        )
+        return float(np.mean([psnr_y(a, t, crop=2) for a, t in zip(frames, truth, strict=True)]))
 
     gain = mean_psnr_y(restored) - mean_psnr_y(bic)
     assert gain >= 1.0, gain
