@@ -68,7 +68,7 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
                         "--seg-len", "3", "--max-frames", "12", "--eval-every", "2", "--channels", "8", "--down", "2",
                         "--warmup", "1", "--out", str(out)])  # fmt: skip
     m = json.loads((out / "metrics.json").read_text())
-    assert m["training_pairs"] == {"images_jpeg": 2, "video_frames": 12}
+    assert m["training_pairs"] == {"images_jpeg_on_the_fly": 2, "video_frames": 12}
     q10 = m["psnr_classic5_jpeg_q10"]
     assert abs(q10["input"] - 27.82) < 0.05, "classic5 q=10 JPEG baseline as published (ARCNN/DnCNN tables)"
     assert np.isfinite(q10["output"]) and q10["output"] > 20.0  # 2 iterations: any sane image, not a number check
@@ -77,6 +77,31 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
     assert m["psnr_cars_h264_crf35"]["input"] > m["psnr_cars_h264_crf45"]["input"]
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
     assert {"Conv", "Relu", "Add", "DepthToSpace"} <= ops and "pixel unshuffle" in m["architecture"]
+    # continuing from the run's weights: recorded, and the network starts where the first run ended
+    again = tmp_path / "again"
+    train_deblock.main(["--iters", "1", "--batch", "2", "--patch", "32", "--limit-images", "2", "--segments", "1",
+                        "--seg-len", "3", "--max-frames", "12", "--eval-every", "1", "--channels", "8", "--down", "2",
+                        "--lr", "0", "--init", str(out / "model.pt"), "--out", str(again)])  # fmt: skip
+    m2 = json.loads((again / "metrics.json").read_text())
+    assert m2["init_run"]["args"]["iters"] == 2
+    assert m2["psnr_classic5_jpeg_q10"]["output"] == pytest.approx(q10["output"], abs=1e-6)
+
+
+def test_deblock_batches_compress_images_afresh() -> None:
+    """Image patches are JPEG-compressed per sample (different qualities: different errors), video
+    patches come from their pre-encoded pairs."""
+    from training.train_deblock import sample_batch
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    img = ((np.sin(xx / 3.0) + np.cos(yy / 5.0)) * 60 + 128).astype(np.uint8)
+    x, y = sample_batch([img], [], 32, 64, rng, 0.0)
+    assert x.shape == y.shape == (32, 1, 64, 64)
+    errors = {round(float((x[i] - y[i]).abs().mean()), 5) for i in range(32)}
+    assert len(errors) > 8 and min(errors) > 0  # always compressed, at many qualities
+    deg = np.full_like(img, 7)
+    x, y = sample_batch([img], [(img, deg)], 8, 32, rng, 1.0)
+    assert torch.all(x == 7 / 255.0) and not torch.all(y == x)
 
 
 def test_train_denoise_recipe_smoke(tmp_path: Path) -> None:

@@ -3,17 +3,20 @@
 Data (never the evaluation material: ``classic5`` and the ``cars`` clip are held out):
 
 * still images: luma of ``../shared/data/images/train`` (T91, General100, BSD200) at random
-  scales (area downscale 0.5-1.0), JPEG-compressed as grayscale at quality 5-40 (blocking and
-  ringing);
+  scales (area downscale 0.5-1.0); every patch is JPEG-compressed afresh as grayscale at a quality
+  uniform in 5-40 (blocking and ringing; a new quality and grid for every sample, not one fixed
+  encode per image);
 * video: segments of real clips (``flower_1280x720.h264``, ``bikes.mp4``, ``testvideo.mp4``,
   ``cockatoo.mp4``), area-downscaled to at most 480 pixels wide (which also hides the sources' own
   coding artifacts), re-encoded as short videos with real libx264 / libx265 at CRF 30-46
   (``training.degrade.video_compress``: intra and inter prediction, deblocking filter, the mosquito
   noise and macroblocking of real broadcasts).
 
-Loss L1 on the luma residual, Adam with cosine decay. Evaluation, also written to ``metrics.json``:
-``classic5`` grayscale JPEG q=10 (PSNR gain over the JPEG) and the ``cars`` clip (raw I420 truth)
-encoded by libx264 at CRF 35/40/45 (PSNR-Y gain over the decoded video).
+Patches are flipped and transposed; ``--video-fraction`` of each batch comes from the video pairs.
+Loss L1 on the luma residual, Adam with cosine decay; ``--init`` continues a run from its weights.
+Evaluation, also written to ``metrics.json``: ``classic5`` grayscale JPEG q=10 (PSNR gain over the
+JPEG) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF 35/40/45 (PSNR-Y gain over
+the decoded video).
 
     python -m training.train_deblock --iters 6000 --out training/runs/deblock
 """
@@ -47,9 +50,11 @@ VIDEOS = (
 )
 
 Pair = tuple[np.ndarray, np.ndarray]  # (clean, degraded) (H, W) uint8 luma
+JPEG_QUALITY = (5, 40)  # inclusive range of the training JPEG qualities
 
 
-def image_pairs(root: Path, rng: np.random.Generator, limit: int | None) -> list[Pair]:
+def clean_images(root: Path, rng: np.random.Generator, limit: int | None) -> list[np.ndarray]:
+    """Luma ``(H, W)`` uint8 of the training images, each at a random scale (area, 0.5-1.0)."""
     files = sorted(p for s in TRAIN_SETS for p in (root / "images/train" / s).glob("*.png"))[: limit or None]
     out = []
     for path in files:
@@ -57,8 +62,7 @@ def image_pairs(root: Path, rng: np.random.Generator, limit: int | None) -> list
         f = float(rng.uniform(0.5, 1.0))
         if f < 0.95:
             rgb = resize(rgb, max(48, int(rgb.shape[1] * f)), max(48, int(rgb.shape[0] * f)), "area")
-        y = y8(rgb)
-        out.append((y, jpeg_gray(y, int(rng.integers(5, 41)))))
+        out.append(y8(rgb))
     return out
 
 
@@ -80,18 +84,32 @@ def video_pairs(root: Path, rng: np.random.Generator, segments: int, seg_len: in
 
 
 def sample_batch(
-    pairs: list[Pair], batch: int, patch: int, rng: np.random.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+    images: list[np.ndarray], videos: list[Pair], batch: int, patch: int, rng: np.random.Generator,
+    video_fraction: float,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``(B, 1, patch, patch)`` degraded and clean float32 patches in [0, 1], randomly flipped and
+    transposed: from a video pair with probability ``video_fraction``, else a crop of a training image
+    JPEG-compressed on the spot at a quality uniform in :data:`JPEG_QUALITY`."""
     xs, ys = [], []
     for _ in range(batch):
-        clean, deg = pairs[int(rng.integers(len(pairs)))]
+        from_video = bool(videos) and (not images or rng.random() < video_fraction)
+        if from_video:
+            clean, deg = videos[int(rng.integers(len(videos)))]
+        else:
+            clean, deg = images[int(rng.integers(len(images)))], None
         h, w = clean.shape
         y0, x0 = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
-        c, d = clean[y0 : y0 + patch, x0 : x0 + patch], deg[y0 : y0 + patch, x0 : x0 + patch]
+        c = np.ascontiguousarray(clean[y0 : y0 + patch, x0 : x0 + patch])
+        if deg is None:
+            d = jpeg_gray(c, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
+        else:
+            d = deg[y0 : y0 + patch, x0 : x0 + patch]
         if rng.random() < 0.5:
             c, d = c[:, ::-1], d[:, ::-1]
-        xs.append(d)
-        ys.append(c)
+        if rng.random() < 0.5:
+            c, d = c.T, d.T
+        xs.append(np.ascontiguousarray(d))
+        ys.append(np.ascontiguousarray(c))
     x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255.0)[:, None]
     y = torch.from_numpy(np.stack(ys).astype(np.float32) / 255.0)[:, None]
     return x, y
@@ -129,20 +147,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--segments", type=int, default=8, help="video segments per clip")
     ap.add_argument("--seg-len", type=int, default=12, help="frames per video segment")
     ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
+    ap.add_argument("--video-fraction", type=float, default=0.5, help="share of each batch from the video pairs")
     ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
+    ap.add_argument("--init", type=Path, default=None, help="continue from this model.pt (same architecture)")
     a = ap.parse_args(argv)
     rng = start_run(a)
     t0 = time.time()
-    pairs = image_pairs(a.data, rng, a.limit_images or None)
-    n_img = len(pairs)
-    pairs += video_pairs(a.data, rng, a.segments, a.seg_len, a.max_frames)
-    pairs = [p for p in pairs if min(p[0].shape) >= a.patch]
-    print(f"{n_img} image + {len(pairs) - n_img} video pairs in {time.time() - t0:.1f}s", flush=True)
+    images = [y for y in clean_images(a.data, rng, a.limit_images or None) if min(y.shape) >= a.patch]
+    videos = [p for p in video_pairs(a.data, rng, a.segments, a.seg_len, a.max_frames) if min(p[0].shape) >= a.patch]
+    print(f"{len(images)} images + {len(videos)} video pairs in {time.time() - t0:.1f}s", flush=True)
 
     net = LumaRestore(a.channels, a.blocks, a.down)
+    if a.init:
+        net.load_state_dict(torch.load(a.init, weights_only=True))
     history, train_s = fit(
         net,
-        lambda: sample_batch(pairs, a.batch, a.patch, rng),
+        lambda: sample_batch(images, videos, a.batch, a.patch, rng, a.video_fraction),
         a,
         lambda: {k: round(v["gain"], 3) for k, v in evaluate(net, a.data).items()},
     )
@@ -155,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         + (f", body at 1/{a.down} resolution by pixel unshuffle)" if a.down > 1 else ")"),
         **run_record(a, net),
         "train_seconds": round(train_s, 1),
-        "training_pairs": {"images_jpeg": n_img, "video_frames": len(pairs) - n_img},
+        "training_pairs": {"images_jpeg_on_the_fly": len(images), "video_frames": len(videos)},
         **{f"psnr_{k}": v for k, v in final.items()},
         "history": history,
     }

@@ -90,11 +90,12 @@ class SuperResolution(Stage):
         stop = len(y) if stop is None else stop
         _, h, w = y.shape
         s = self.scale
-        frames = self.ctx.backend.model_info(self.model or "").frames
-        if frames == 1:
+        info = self.ctx.backend.model_info(self.model or "")
+        if info.frames == 1:
             out = self._infer(y[start:stop, None])
-        else:  # windows built a few frames at a time: all windows at once would take F times the memory
-            parts = [self._infer(temporal_windows(y, frames, i, min(stop, i + 8))) for i in range(start, stop, 8)]
+        else:  # windows built one request (max_batch) at a time: all at once would take F times the memory
+            n = max(1, info.max_batch)
+            parts = [self._infer(temporal_windows(y, info.frames, i, min(stop, i + n))) for i in range(start, stop, n)]
             out = np.concatenate(parts)
         if self.strength < 1.0:
             for i in range(stop - start):
