@@ -8,15 +8,16 @@ Data (never the evaluation material: ``classic5`` and the ``cars`` clip are held
   encode per image);
 * video: segments of real clips (``flower_1280x720.h264``, ``bikes.mp4``, ``testvideo.mp4``,
   ``cockatoo.mp4``), area-downscaled to at most 480 pixels wide (which also hides the sources' own
-  coding artifacts), re-encoded as short videos with real libx264 / libx265 at CRF 30-46
+  coding artifacts), re-encoded as short videos with real libx264 / libx265 at a CRF uniform in
+  ``--crf`` (default 30-46)
   (``training.degrade.video_compress``: intra and inter prediction, deblocking filter, the mosquito
   noise and macroblocking of real broadcasts).
 
 Patches are flipped and transposed; ``--video-fraction`` of each batch comes from the video pairs.
 Loss L1 on the luma residual, Adam with cosine decay; ``--init`` continues a run from its weights.
 Evaluation, also written to ``metrics.json``: ``classic5`` grayscale JPEG q=10 (PSNR gain over the
-JPEG) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF 35/40/45 (PSNR-Y gain over
-the decoded video).
+JPEG) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF 30/35/40/45 (PSNR-Y gain over
+the decoded video; at CRF 30 there is little to remove and a good model does no harm).
 
     python -m training.train_deblock --iters 6000 --out training/runs/deblock
 """
@@ -66,7 +67,10 @@ def clean_images(root: Path, rng: np.random.Generator, limit: int | None) -> lis
     return out
 
 
-def video_pairs(root: Path, rng: np.random.Generator, segments: int, seg_len: int, max_frames: int) -> list[Pair]:
+def video_pairs(
+    root: Path, rng: np.random.Generator, segments: int, seg_len: int, max_frames: int,
+    crf: tuple[float, float] = (30.0, 46.0),
+) -> list[Pair]:  # fmt: skip
     out = []
     for rel in VIDEOS:
         frames = first_frames(root / rel, max_frames)
@@ -77,8 +81,8 @@ def video_pairs(root: Path, rng: np.random.Generator, segments: int, seg_len: in
             s = int(rng.integers(0, max(1, len(frames) - seg_len)))
             clean = np.stack([resize(fr, nw, nh, "area") for fr in frames[s : s + seg_len]])
             codec = "libx264" if rng.random() < 0.75 else "libx265"
-            crf = float(rng.uniform(30, 46))
-            deg = video_compress(clean, codec=codec, crf=crf, preset="medium")  # type: ignore[arg-type]
+            level = float(rng.uniform(*crf))
+            deg = video_compress(clean, codec=codec, crf=level, preset="medium")  # type: ignore[arg-type]
             out += [(y8(c), y8(d)) for c, d in zip(clean, deg, strict=True)]
     return out
 
@@ -123,7 +127,7 @@ def restore_y(net: LumaRestore, y: np.ndarray) -> np.ndarray:
 
 
 def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
-    """classic5 JPEG q=10 and cars H.264 CRF 35/40/45 (``restora.evaluation.artifact_rows``, the same
+    """classic5 JPEG q=10 and cars H.264 CRF 30/35/40/45 (``restora.evaluation.artifact_rows``, the same
     protocol as ``restora eval``): PSNR of input and output, and the gain."""
     net.eval()
     rows = artifact_rows(lambda y: restore_y(net, y).astype(np.float64), root, qualities=(10,))
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--segments", type=int, default=8, help="video segments per clip")
     ap.add_argument("--seg-len", type=int, default=12, help="frames per video segment")
     ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
+    ap.add_argument("--crf", type=float, nargs=2, default=(30.0, 46.0), help="CRF range of the video re-encodes")
     ap.add_argument("--video-fraction", type=float, default=0.5, help="share of each batch from the video pairs")
     ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
     ap.add_argument("--init", type=Path, default=None, help="continue from this model.pt (same architecture)")
@@ -154,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     rng = start_run(a)
     t0 = time.time()
     images = [y for y in clean_images(a.data, rng, a.limit_images or None) if min(y.shape) >= a.patch]
-    videos = [p for p in video_pairs(a.data, rng, a.segments, a.seg_len, a.max_frames) if min(p[0].shape) >= a.patch]
+    videos = video_pairs(a.data, rng, a.segments, a.seg_len, a.max_frames, (a.crf[0], a.crf[1]))
+    videos = [p for p in videos if min(p[0].shape) >= a.patch]
     print(f"{len(images)} images + {len(videos)} video pairs in {time.time() - t0:.1f}s", flush=True)
 
     net = LumaRestore(a.channels, a.blocks, a.down)
