@@ -72,7 +72,7 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
     q10 = m["psnr_classic5_jpeg_q10"]
     assert abs(q10["input"] - 27.82) < 0.05, "classic5 q=10 JPEG baseline as published (ARCNN/DnCNN tables)"
     assert np.isfinite(q10["output"]) and q10["output"] > 20.0  # 2 iterations: any sane image, not a number check
-    for crf in (30, 35, 40, 45):
+    for crf in (25, 30, 35, 40, 45):
         assert m[f"psnr_cars_h264_crf{crf}"]["input"] < 40
     assert m["psnr_cars_h264_crf35"]["input"] > m["psnr_cars_h264_crf45"]["input"]
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}

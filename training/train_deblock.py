@@ -16,8 +16,8 @@ Data (never the evaluation material: ``classic5`` and the ``cars`` clip are held
 Patches are flipped and transposed; ``--video-fraction`` of each batch comes from the video pairs.
 Loss L1 on the luma residual, Adam with cosine decay; ``--init`` continues a run from its weights.
 Evaluation, also written to ``metrics.json``: ``classic5`` grayscale JPEG q=10 (PSNR gain over the
-JPEG) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF 30/35/40/45 (PSNR-Y gain over
-the decoded video; at CRF 30 there is little to remove and a good model does no harm).
+JPEG) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF 25/30/35/40/45 (PSNR-Y gain over
+the decoded video; at CRF 25-30 there is little to remove and a good model does no harm).
 
     python -m training.train_deblock --iters 6000 --out training/runs/deblock
 """
@@ -89,11 +89,11 @@ def video_pairs(
 
 def sample_batch(
     images: list[np.ndarray], videos: list[Pair], batch: int, patch: int, rng: np.random.Generator,
-    video_fraction: float,
+    video_fraction: float, transpose: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``(B, 1, patch, patch)`` degraded and clean float32 patches in [0, 1], randomly flipped and
-    transposed: from a video pair with probability ``video_fraction``, else a crop of a training image
-    JPEG-compressed on the spot at a quality uniform in :data:`JPEG_QUALITY`."""
+    """``(B, 1, patch, patch)`` degraded and clean float32 patches in [0, 1], randomly flipped (and
+    transposed if ``transpose``): from a video pair with probability ``video_fraction``, else a crop
+    of a training image JPEG-compressed on the spot at a quality uniform in :data:`JPEG_QUALITY`."""
     xs, ys = [], []
     for _ in range(batch):
         from_video = bool(videos) and (not images or rng.random() < video_fraction)
@@ -110,7 +110,7 @@ def sample_batch(
             d = deg[y0 : y0 + patch, x0 : x0 + patch]
         if rng.random() < 0.5:
             c, d = c[:, ::-1], d[:, ::-1]
-        if rng.random() < 0.5:
+        if transpose and rng.random() < 0.5:
             c, d = c.T, d.T
         xs.append(np.ascontiguousarray(d))
         ys.append(np.ascontiguousarray(c))
@@ -127,7 +127,7 @@ def restore_y(net: LumaRestore, y: np.ndarray) -> np.ndarray:
 
 
 def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
-    """classic5 JPEG q=10 and cars H.264 CRF 30/35/40/45 (``restora.evaluation.artifact_rows``, the same
+    """classic5 JPEG q=10 and cars H.264 CRF 25/30/35/40/45 (``restora.evaluation.artifact_rows``, the same
     protocol as ``restora eval``): PSNR of input and output, and the gain."""
     net.eval()
     rows = artifact_rows(lambda y: restore_y(net, y).astype(np.float64), root, qualities=(10,))

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(clean)} clean images in {time.time() - t0:.1f}s", flush=True)
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        _, y = sample_batch(pairs, a.batch, a.patch, rng)
+        _, y = sample_batch([], pairs, a.batch, a.patch, rng, 1.0, transpose=False)  # clean crops, flipped
         return add_blind_noise(y, rng, a.max_sigma, a.poisson_fraction), y
 
     net = LumaRestore(a.channels, a.blocks)
