@@ -79,14 +79,16 @@ train-int8: install  ## sr_x2_int8, sr_x4_int8: ReLU twins fine-tuned from the s
 	    --description "INT8 (ONNX Runtime static quantization, QDQ) of the ReLU twin of sr_x$$s: fidelity super-resolution x$$s on luma for CPU deployments"; \
 	done
 
-train-deblock: install  ## deblock: 9000 iterations from scratch, then two continuations (twice the batch, lower rates; lighter encodes too)
+train-deblock: install  ## deblock: 9000 iterations from scratch, then three continuations (twice the batch, lower rates, lighter encodes)
 	$(PY) -m training.train_deblock --iters 9000 --patch 48 --eval-every 3000 --out training/runs/deblock_stage1
 	$(PY) -m training.train_deblock --iters 12000 --batch 32 --patch 48 --lr 3e-4 --segments 12 --eval-every 2000 \
 	  --init training/runs/deblock_stage1/model.pt --out training/runs/deblock_stage2
 	$(PY) -m training.train_deblock --iters 10000 --batch 32 --patch 48 --lr 2e-4 --segments 16 --crf 24 46 --eval-every 2000 \
-	  --init training/runs/deblock_stage2/model.pt --out training/runs/deblock
+	  --init training/runs/deblock_stage2/model.pt --out training/runs/deblock_stage3
+	$(PY) -m training.train_deblock --iters 8000 --batch 32 --patch 48 --lr 1.5e-4 --segments 16 --crf 16 46 --eval-every 2000 \
+	  --init training/runs/deblock_stage3/model.pt --out training/runs/deblock
 	$(PACKAGE) --onnx training/runs/deblock/model.onnx --name deblock --scale 1 --metrics-json training/runs/deblock/metrics.json \
-	  --description "compression-artifact removal (blocking, ringing, mosquito noise) on luma, same size; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 30-46, last stage 24-46"
+	  --description "compression-artifact removal (blocking, ringing, mosquito noise) on luma, same size; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 30-46, later stages 24-46 and 16-46"
 
 train-denoise: install  ## denoise
 	$(PY) -m training.train_denoise --iters 6000 --blocks 8 --eval-every 2000 --out training/runs/denoise

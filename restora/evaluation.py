@@ -6,7 +6,8 @@
   ``../shared/tools/sr_eval.py`` (CLI + lossless video) within a few hundredths of a dB.
 * Artifact removal (:func:`evaluate_deblock`): ``classic5`` grayscale JPEG at q=10/20/30/40 (the
   ARCNN/DnCNN protocol) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF
-  25/30/35/40/45 (at 25-30 little is left to remove: a good model does no harm there),
+  25/30/35/40/45 (at 25-30 little is left to remove: a good model does no harm there), and the same
+  for the raw QCIF ``foreman`` frames (a second held-out clip),
   PSNR/SSIM of the luma before and after ``Deblock.restore_luma``, and the best of five Gaussian
   blurs as the trivial baseline.
 * Denoising (:func:`evaluate_denoise`): ``classic5`` with seeded Gaussian noise (sigma 15/25/50) and
@@ -124,12 +125,24 @@ def jpeg_gray(y: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
 
 
-def cars_i420(data: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The 30 raw I420 frames of ``video/cars/cars_320x240.i420`` as (Y, U, V) uint8 planes."""
-    w, h = 320, 240
-    raw = np.fromfile(data / "video/cars/cars_320x240.i420", dtype=np.uint8).reshape(-1, w * h * 3 // 2)
+# Raw I420 clips of ../shared/data held out from every training recipe: name -> (path, width, height)
+RAW_CLIPS = {
+    "cars": ("video/cars/cars_320x240.i420", 320, 240),
+    "foreman": ("video/foreman_qcif/foreman_part_qcif.yuv", 176, 144),
+}
+
+
+def raw_i420(data: Path, clip: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Frames of the raw clip ``clip`` of :data:`RAW_CLIPS` as (Y ``(H, W)``, U, V ``(H/2, W/2)``) uint8 planes."""
+    rel, w, h = RAW_CLIPS[clip]
+    raw = np.fromfile(data / rel, dtype=np.uint8).reshape(-1, w * h * 3 // 2)
     n, c = w * h, (h // 2, w // 2)
     return [(b[:n].reshape(h, w), b[n : n * 5 // 4].reshape(c), b[n * 5 // 4 :].reshape(c)) for b in raw]
+
+
+def cars_i420(data: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The 30 raw I420 frames of ``video/cars/cars_320x240.i420`` as (Y, U, V) uint8 planes."""
+    return raw_i420(data, "cars")
 
 
 def encode_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[np.ndarray]:
@@ -163,25 +176,27 @@ def _score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> dict[str
     return r
 
 
-ARTIFACT_CRFS = (25, 30, 35, 40, 45)  # libx264 CRFs of the cars rows: light (no harm expected) to heavy
+ARTIFACT_CRFS = (25, 30, 35, 40, 45)  # libx264 CRFs of the video rows: light (no harm expected) to heavy
 
 
 def artifact_rows(
-    restore: Any, data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS
-) -> list[dict[str, Any]]:
-    """classic5 grayscale JPEG at ``qualities`` and the cars clip by libx264 at ``crfs``, scored for
-    ``restore`` (``(H, W)`` uint8 luma -> ``(H, W)`` float luma on the 8-bit scale); one row each."""
+    restore: Any, data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
+    clips: tuple[str, ...] = tuple(RAW_CLIPS),
+) -> list[dict[str, Any]]:  # fmt: skip
+    """classic5 grayscale JPEG at ``qualities`` and the raw ``clips`` (:data:`RAW_CLIPS`) by libx264 at
+    ``crfs``, scored for ``restore`` (``(H, W)`` uint8 luma -> ``(H, W)`` float luma on the 8-bit
+    scale); one row each, ``set`` naming the clip and its size (``"cars 320x240"``)."""
     classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((data / "images/classic5").glob("*.bmp"))]
     rows = []
     for q in qualities:
         r = _score([(c, jpeg_gray(c, q)) for c in classic5], restore)
         rows.append({"set": "classic5", "degradation": f"JPEG q={q}", **r, "published": PUBLISHED_JPEG.get(q, {})})
-    frames = cars_i420(data)
-    for crf in crfs:
-        pairs = [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)]
-        rows.append(
-            {"set": "cars 320x240", "degradation": f"H.264 CRF {crf}", **_score(pairs, restore), "published": {}}
-        )
+    for clip in clips:
+        frames = raw_i420(data, clip)
+        label = f"{clip} {RAW_CLIPS[clip][1]}x{RAW_CLIPS[clip][2]}"
+        for crf in crfs:
+            pairs = [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)]
+            rows.append({"set": label, "degradation": f"H.264 CRF {crf}", **_score(pairs, restore), "published": {}})
     return rows
 
 
@@ -248,13 +263,13 @@ def format_luma_table(result: dict[str, Any]) -> str:
     """A plain-text table of :func:`evaluate_deblock` / :func:`evaluate_denoise` results."""
     lines = [
         f"{result['task']} ({result['model']} v{result['model_version']}, {result['backend']}), PSNR / SSIM of luma",
-        f"  {'set':13s} {'degradation':20s} {'input':>6s} {'blur':>6s} {'model':>6s} {'gain':>6s} "
+        f"  {'set':15s} {'degradation':20s} {'input':>6s} {'blur':>6s} {'model':>6s} {'gain':>6s} "
         f"{'SSIM in':>8s} {'SSIM out':>8s}  published",
     ]
     for r in result["rows"]:
         pub = ", ".join(f"{k} {v:.2f}" for k, v in r["published"].items())
         lines.append(
-            f"  {r['set']:13s} {r['degradation']:20s} {r['input']:6.2f} {r['best_blur']:6.2f} {r['model']:6.2f} "
+            f"  {r['set']:15s} {r['degradation']:20s} {r['input']:6.2f} {r['best_blur']:6.2f} {r['model']:6.2f} "
             f"{r['gain']:+6.2f} {r['ssim_input']:8.4f} {r['ssim_model']:8.4f}  {pub}"
         )
     return "\n".join(lines)

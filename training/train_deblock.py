@@ -1,6 +1,6 @@
 """Recipe: train the compression-artifact removal model ``deblock`` (1x, luma) and export it to ONNX.
 
-Data (never the evaluation material: ``classic5`` and the ``cars`` clip are held out):
+Data (never the evaluation material: ``classic5`` and the ``cars`` and ``foreman`` clips are held out):
 
 * still images: luma of ``../shared/data/images/train`` (T91, General100, BSD200) at random
   scales (area downscale 0.5-1.0); every patch is JPEG-compressed afresh as grayscale at a quality
@@ -16,8 +16,8 @@ Data (never the evaluation material: ``classic5`` and the ``cars`` clip are held
 Patches are flipped and transposed; ``--video-fraction`` of each batch comes from the video pairs.
 Loss L1 on the luma residual, Adam with cosine decay; ``--init`` continues a run from its weights.
 Evaluation, also written to ``metrics.json``: ``classic5`` grayscale JPEG q=10 (PSNR gain over the
-JPEG) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF 25/30/35/40/45 (PSNR-Y gain over
-the decoded video; at CRF 25-30 there is little to remove and a good model does no harm).
+JPEG) and the raw ``cars`` and ``foreman`` clips encoded by libx264 at CRF 25/30/35/40/45 (PSNR-Y
+gain over the decoded video; at CRF 25-30 there is little to remove and a good model does no harm).
 
     python -m training.train_deblock --iters 6000 --out training/runs/deblock
 """
@@ -127,7 +127,7 @@ def restore_y(net: LumaRestore, y: np.ndarray) -> np.ndarray:
 
 
 def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
-    """classic5 JPEG q=10 and cars H.264 CRF 25/30/35/40/45 (``restora.evaluation.artifact_rows``, the same
+    """classic5 JPEG q=10 and cars / foreman H.264 CRF 25/30/35/40/45 (``restora.evaluation.artifact_rows``, the same
     protocol as ``restora eval``): PSNR of input and output, and the gain."""
     net.eval()
     rows = artifact_rows(lambda y: restore_y(net, y).astype(np.float64), root, qualities=(10,))
@@ -135,7 +135,7 @@ def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
     res: dict[str, Any] = {}
     for r in rows:
         kind, level = r["degradation"].split()[0], r["degradation"].split()[-1]
-        name = f"classic5_jpeg_q{level.split('=')[-1]}" if kind == "JPEG" else f"cars_h264_crf{level}"
+        name = f"classic5_jpeg_q{level.split('=')[-1]}" if kind == "JPEG" else f"{r['set'].split()[0]}_h264_crf{level}"
         res[name] = {"input": r["input"], "output": r["model"], "gain": r["gain"]}
     return res
 
