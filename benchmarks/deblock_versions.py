@@ -1,0 +1,68 @@
+"""Two versions of a same-size luma model (e.g. the first and the shipped ``deblock``) on the same
+degraded inputs in one run: classic5 grayscale JPEG q=10-40 and the held-out raw clips
+(``restora.evaluation.RAW_CLIPS``) through libx264 at CRF 20-45, each encode made once and given to
+both models (x264's rate control is not bit-exact from run to run, so separate runs would not see
+the same bytes). Prints the PSNR gain of each model over its input and the difference.
+
+    git show d5700ca:triton_models/deblock/1/model.onnx > /tmp/first_deblock.onnx
+    python -m benchmarks.deblock_versions /tmp/first_deblock.onnx triton_models/deblock/1/model.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from restora.evaluation import RAW_CLIPS, encode_i420, jpeg_gray, raw_i420
+from restora.metrics import psnr
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def restorer(path: Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def restore(sess: ort.InferenceSession, y: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8 luma -> restored, rounded to 8 bits, float64."""
+    name = sess.get_inputs()[0].name
+    out = sess.run(None, {name: (y.astype(np.float32) / 255.0)[None, None]})[0][0, 0]
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.float64)
+
+
+def gains(pairs: list[tuple[np.ndarray, np.ndarray]], models: list[ort.InferenceSession]) -> list[float]:
+    """Mean PSNR gain over the degraded input of each model on ``(clean, degraded)`` uint8 pairs."""
+    base = np.mean([psnr(c.astype(np.float64), d.astype(np.float64), peak=255.0) for c, d in pairs])
+    return [
+        float(np.mean([psnr(c.astype(np.float64), restore(m, d), peak=255.0) for c, d in pairs]) - base) for m in models
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("a", type=Path, help="first ONNX model (IN_Y -> OUT_Y, same size)")
+    ap.add_argument("b", type=Path, help="second ONNX model")
+    args = ap.parse_args()
+    models = [restorer(args.a), restorer(args.b)]
+    print(f"{'set':16s} {'degradation':14s} {'gain a':>7s} {'gain b':>7s} {'b - a':>7s}")
+    classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((DATA / "images/classic5").glob("*.bmp"))]
+    rows = [("classic5", f"JPEG q={q}", [(c, jpeg_gray(c, q)) for c in classic5]) for q in (10, 20, 30, 40)]
+    for clip in RAW_CLIPS:
+        frames = raw_i420(DATA, clip)
+        for crf in (20, 25, 30, 35, 40, 45):
+            rows.append(
+                (clip, f"H.264 CRF {crf}", [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)])
+            )
+    for name, deg, pairs in rows:
+        ga, gb = gains(pairs, models)
+        print(f"{name:16s} {deg:14s} {ga:+7.2f} {gb:+7.2f} {gb - ga:+7.2f}")
+
+
+if __name__ == "__main__":
+    main()
