@@ -1,6 +1,6 @@
 """Two versions of a same-size luma model (e.g. the first and the shipped ``deblock``) on the same
 degraded inputs in one run: classic5 grayscale JPEG q=10-40 and the held-out raw clips
-(``restora.evaluation.RAW_CLIPS``) through libx264 at CRF 20-45, each encode made once and given to
+(``restora.evaluation.artifact_pairs``) through libx264 at CRF 20-45, each encode made once and given to
 both models (x264's rate control is not bit-exact from run to run, so separate runs would not see
 the same bytes). Prints the PSNR gain of each model over its input and the difference.
 
@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
-from restora.evaluation import RAW_CLIPS, encode_i420, jpeg_gray, raw_i420
+from restora.evaluation import ARTIFACT_CRFS, artifact_pairs
 from restora.metrics import psnr
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -51,17 +50,9 @@ def main() -> None:
     args = ap.parse_args()
     models = [restorer(args.a), restorer(args.b)]
     print(f"{'set':16s} {'degradation':14s} {'gain a':>7s} {'gain b':>7s} {'b - a':>7s}")
-    classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((DATA / "images/classic5").glob("*.bmp"))]
-    rows = [("classic5", f"JPEG q={q}", [(c, jpeg_gray(c, q)) for c in classic5]) for q in (10, 20, 30, 40)]
-    for clip in RAW_CLIPS:
-        frames = raw_i420(DATA, clip)
-        for crf in (20, 25, 30, 35, 40, 45):
-            rows.append(
-                (clip, f"H.264 CRF {crf}", [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)])
-            )
-    for name, deg, pairs in rows:
+    for name, deg, pairs in artifact_pairs(DATA, crfs=(20, *ARTIFACT_CRFS)):
         ga, gb = gains(pairs, models)
-        print(f"{name:16s} {deg:14s} {ga:+7.2f} {gb:+7.2f} {gb - ga:+7.2f}")
+        print(f"{name.split()[0]:16s} {deg:14s} {ga:+7.2f} {gb:+7.2f} {gb - ga:+7.2f}")
 
 
 if __name__ == "__main__":

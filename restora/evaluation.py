@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,24 +179,34 @@ def _score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> dict[str
 ARTIFACT_CRFS = (25, 30, 35, 40, 45)  # libx264 CRFs of the video rows: light (no harm expected) to heavy
 
 
-def artifact_rows(
-    restore: Any, data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
+def artifact_pairs(
+    data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
     clips: tuple[str, ...] = tuple(RAW_CLIPS),
-) -> list[dict[str, Any]]:  # fmt: skip
-    """classic5 grayscale JPEG at ``qualities`` and the raw ``clips`` (:data:`RAW_CLIPS`) by libx264 at
-    ``crfs``, scored for ``restore`` (``(H, W)`` uint8 luma -> ``(H, W)`` float luma on the 8-bit
-    scale); one row each, ``set`` naming the clip and its size (``"cars 320x240"``)."""
+) -> Iterator[tuple[str, str, list[tuple[np.ndarray, np.ndarray]]]]:  # fmt: skip
+    """``(set, degradation, [(clean, degraded) (H, W) uint8 luma])``: classic5 grayscale JPEG at
+    ``qualities``, then the raw ``clips`` (:data:`RAW_CLIPS`) through libx264 at ``crfs`` (one encode
+    each; ``set`` names the clip and its size, ``"cars 320x240"``)."""
     classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((data / "images/classic5").glob("*.bmp"))]
-    rows = []
     for q in qualities:
-        r = _score([(c, jpeg_gray(c, q)) for c in classic5], restore)
-        rows.append({"set": "classic5", "degradation": f"JPEG q={q}", **r, "published": PUBLISHED_JPEG.get(q, {})})
+        yield "classic5", f"JPEG q={q}", [(c, jpeg_gray(c, q)) for c in classic5]
     for clip in clips:
         frames = raw_i420(data, clip)
         label = f"{clip} {RAW_CLIPS[clip][1]}x{RAW_CLIPS[clip][2]}"
         for crf in crfs:
-            pairs = [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)]
-            rows.append({"set": label, "degradation": f"H.264 CRF {crf}", **_score(pairs, restore), "published": {}})
+            yield label, f"H.264 CRF {crf}", [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)]
+
+
+def artifact_rows(
+    restore: Any, data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
+    clips: tuple[str, ...] = tuple(RAW_CLIPS),
+) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`artifact_pairs` scored for ``restore`` (``(H, W)`` uint8 luma -> ``(H, W)`` float luma on
+    the 8-bit scale); one row each, with the published JPEG table where there is one."""
+    rows = []
+    for name, deg, pairs in artifact_pairs(data, qualities, crfs, clips):
+        q = int(deg.split("=")[-1]) if deg.startswith("JPEG") else None
+        published = PUBLISHED_JPEG.get(q, {}) if q is not None else {}
+        rows.append({"set": name, "degradation": deg, **_score(pairs, restore), "published": published})
     return rows
 
 
