@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 DATA ?= ../shared/data
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: help install demo test test-fast lint eval bench train train-sr train-int8 train-deblock train-denoise train-joint train-vsr clean
+.PHONY: help install demo test test-fast lint eval bench train train-sr train-int8 train-deblock calibrate-deblock train-denoise train-joint train-vsr clean
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -89,6 +89,10 @@ train-deblock: install  ## deblock: 9000 iterations from scratch, then three con
 	  --init training/runs/deblock_stage3/model.pt --out training/runs/deblock
 	$(PACKAGE) --onnx training/runs/deblock/model.onnx --name deblock --scale 1 --metrics-json training/runs/deblock/metrics.json \
 	  --description "compression-artifact removal (blocking, ringing, mosquito noise) on luma, same size; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 30-46, later stages 24-46 and 16-46"
+	$(MAKE) calibrate-deblock
+
+calibrate-deblock: install  ## deblock:strength=auto: fit the QP -> strength ramp on the training clips (~2 min); copy the printed ramp into restora/stages/deblock.py QP_RAMPS
+	$(PY) -m training.calibrate_deblock --out training/runs/deblock_qp
 
 train-denoise: install  ## denoise
 	$(PY) -m training.train_denoise --iters 6000 --blocks 8 --eval-every 2000 --out training/runs/denoise

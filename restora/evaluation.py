@@ -34,7 +34,7 @@ from PIL import Image, ImageFilter
 
 from restora.color import rgb_to_y
 from restora.inference import InferenceBackend
-from restora.media import codec_roundtrip
+from restora.media import codec_roundtrip, frame_qp
 from restora.metrics import crop_border, psnr, psnr_y, reference_motion, ssim, ssim_y, temporal_warp_error
 from restora.stages.base import StageContext
 from restora.stages.deblock import Deblock
@@ -145,12 +145,33 @@ def cars_i420(data: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return raw_i420(data, "cars")
 
 
-def encode_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[np.ndarray]:
-    """libx264 (preset medium, 25 fps) at ``crf`` straight from I420 planes; the decoded Y planes."""
+def coded_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[tuple[np.ndarray, float]]:
+    """libx264 (preset medium, 25 fps) at ``crf`` straight from I420 planes: each decoded Y plane
+    ``(H, W)`` uint8 with the frame's mean QP (:func:`restora.media.frame_qp`)."""
     h, w = frames[0][0].shape
     yuv = [av.VideoFrame.from_ndarray(np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w),
                                       format="yuv420p") for y, u, v in frames]  # fmt: skip
-    return [f.to_ndarray(format="yuv420p")[:h] for f in codec_roundtrip(yuv, "libx264", crf)]
+    out = []
+    for f in codec_roundtrip(yuv, "libx264", crf):
+        qp = frame_qp(f)
+        if qp is None:
+            raise RuntimeError("the H.264 decoder exported no QP")
+        out.append((f.to_ndarray(format="yuv420p")[:h], qp))
+    return out
+
+
+def encode_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[np.ndarray]:
+    """:func:`coded_i420` without the QPs: the decoded Y planes."""
+    return [y for y, _ in coded_i420(frames, crf)]
+
+
+def _model_score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> tuple[float, float]:
+    """Mean PSNR and SSIM of ``restore`` (output rounded to 8 bits) over (clean, degraded) uint8 pairs."""
+    out = [np.rint(restore(d)) for _, d in pairs]
+    return (
+        float(np.mean([psnr(c.astype(np.float64), o, peak=255.0) for (c, _), o in zip(pairs, out, strict=True)])),
+        float(np.mean([ssim(c, o) for (c, _), o in zip(pairs, out, strict=True)])),
+    )
 
 
 def _score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> dict[str, float]:
@@ -159,18 +180,16 @@ def _score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> dict[str
     def blurred(d: np.ndarray, sigma: float) -> np.ndarray:
         return np.asarray(Image.fromarray(d).filter(ImageFilter.GaussianBlur(sigma)), np.float64)
 
-    out = [np.rint(restore(d)) for _, d in pairs]
+    model, ssim_model = _model_score(pairs, restore)
     r = {
         "input": float(np.mean([psnr(c.astype(np.float64), d.astype(np.float64), peak=255.0) for c, d in pairs])),
         "best_blur": max(
             float(np.mean([psnr(c.astype(np.float64), blurred(d, s), peak=255.0) for c, d in pairs]))
             for s in (0.5, 0.7, 1.0, 1.5, 2.0)
         ),
-        "model": float(
-            np.mean([psnr(c.astype(np.float64), o, peak=255.0) for (c, _), o in zip(pairs, out, strict=True)])
-        ),
+        "model": model,
         "ssim_input": float(np.mean([ssim(c, d) for c, d in pairs])),
-        "ssim_model": float(np.mean([ssim(c, o) for (c, _), o in zip(pairs, out, strict=True)])),
+        "ssim_model": ssim_model,
     }
     r["gain"] = r["model"] - r["input"]
     return r
@@ -182,31 +201,50 @@ ARTIFACT_CRFS = (25, 30, 35, 40, 45)  # libx264 CRFs of the video rows: light (n
 def artifact_pairs(
     data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
     clips: tuple[str, ...] = tuple(RAW_CLIPS),
-) -> Iterator[tuple[str, str, list[tuple[np.ndarray, np.ndarray]]]]:  # fmt: skip
-    """``(set, degradation, [(clean, degraded) (H, W) uint8 luma])``: classic5 grayscale JPEG at
-    ``qualities``, then the raw ``clips`` (:data:`RAW_CLIPS`) through libx264 at ``crfs`` (one encode
-    each; ``set`` names the clip and its size, ``"cars 320x240"``)."""
+) -> Iterator[tuple[str, str, list[tuple[np.ndarray, np.ndarray]], float | None]]:  # fmt: skip
+    """``(set, degradation, [(clean, degraded) (H, W) uint8 luma], mean QP)``: classic5 grayscale JPEG
+    at ``qualities`` (QP None), then the raw ``clips`` (:data:`RAW_CLIPS`) through libx264 at ``crfs``
+    (one encode each; ``set`` names the clip and its size, ``"cars 320x240"``; the mean H.264 QP of
+    the encode's frames, what the pipeline hands a chunk's stages)."""
     classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((data / "images/classic5").glob("*.bmp"))]
     for q in qualities:
-        yield "classic5", f"JPEG q={q}", [(c, jpeg_gray(c, q)) for c in classic5]
+        yield "classic5", f"JPEG q={q}", [(c, jpeg_gray(c, q)) for c in classic5], None
     for clip in clips:
         frames = raw_i420(data, clip)
         label = f"{clip} {RAW_CLIPS[clip][1]}x{RAW_CLIPS[clip][2]}"
         for crf in crfs:
-            yield label, f"H.264 CRF {crf}", [(t[0], d) for t, d in zip(frames, encode_i420(frames, crf), strict=True)]
+            coded = coded_i420(frames, crf)
+            pairs = [(t[0], d) for t, (d, _) in zip(frames, coded, strict=True)]
+            yield label, f"H.264 CRF {crf}", pairs, float(np.mean([qp for _, qp in coded]))
+
+
+def _restore_luma_8bit(stage: LumaRestoreStage, d: np.ndarray) -> np.ndarray:
+    """``(H, W)`` uint8 luma through ``stage.restore_luma``: ``(H, W)`` float on the 8-bit scale."""
+    y: np.ndarray = stage.restore_luma(d[None].astype(np.float32) / 255.0)[0]
+    return y * 255.0
 
 
 def artifact_rows(
     restore: Any, data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
-    clips: tuple[str, ...] = tuple(RAW_CLIPS),
+    clips: tuple[str, ...] = tuple(RAW_CLIPS), auto: Deblock | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """:func:`artifact_pairs` scored for ``restore`` (``(H, W)`` uint8 luma -> ``(H, W)`` float luma on
-    the 8-bit scale); one row each, with the published JPEG table where there is one."""
+    the 8-bit scale); one row each, with the published JPEG table where there is one. With ``auto``
+    (a ``Deblock`` stage with ``strength="auto"``), H.264 rows also score it after
+    ``auto.adapt(mean QP)``, as the pipeline runs it: ``mean_qp``, ``strength_auto``, ``model_auto``,
+    ``ssim_auto``, ``gain_auto``."""
     rows = []
-    for name, deg, pairs in artifact_pairs(data, qualities, crfs, clips):
+    for name, deg, pairs, qp in artifact_pairs(data, qualities, crfs, clips):
         q = int(deg.split("=")[-1]) if deg.startswith("JPEG") else None
         published = PUBLISHED_JPEG.get(q, {}) if q is not None else {}
-        rows.append({"set": name, "degradation": deg, **_score(pairs, restore), "published": published})
+        scores = _score(pairs, restore)
+        row: dict[str, Any] = {"set": name, "degradation": deg, **scores, "published": published}
+        if auto is not None and qp is not None:
+            auto.adapt(qp)
+            model, ssim_auto = _model_score(pairs, lambda d: _restore_luma_8bit(auto, d))
+            row.update(mean_qp=qp, strength_auto=auto.strength, model_auto=model, ssim_auto=ssim_auto,
+                       gain_auto=model - scores["input"])  # fmt: skip
+        rows.append(row)
     return rows
 
 
@@ -248,19 +286,19 @@ def noise_rows(
 def _evaluate_luma(
     backend: InferenceBackend, data: Path, stage: LumaRestoreStage, task: str, rows: Any
 ) -> dict[str, Any]:
-    def restore(d: np.ndarray) -> np.ndarray:
-        y: np.ndarray = stage.restore_luma(d[None].astype(np.float32) / 255.0)[0]
-        return y * 255.0
-
     info = backend.model_info(stage.model or "")
     return {"task": task, "model": stage.model, "model_version": info.version, "backend": backend.name,
-            "rows": rows(restore, data)}  # fmt: skip
+            "rows": rows(lambda d: _restore_luma_8bit(stage, d), data)}  # fmt: skip
 
 
 def evaluate_deblock(backend: InferenceBackend, data: Path, model: str = "deblock") -> dict[str, Any]:
-    """:func:`artifact_rows` through ``Deblock.restore_luma`` (the production stage minus color conversion)."""
-    stage = Deblock(StageContext(backend=backend), model=model)
-    return _evaluate_luma(backend, data, stage, "Artifact removal", artifact_rows)
+    """:func:`artifact_rows` through ``Deblock.restore_luma`` (the production stage minus color conversion),
+    at full strength and, on the H.264 rows, with ``strength="auto"`` (from each encode's QP)."""
+    ctx = StageContext(backend=backend)
+    stage, auto = Deblock(ctx, model=model), Deblock(ctx, model=model, strength="auto")
+    crfs = (20, *ARTIFACT_CRFS)  # CRF 20 too: where a blind model harms most and strength=auto should not
+    return _evaluate_luma(backend, data, stage, "Artifact removal",
+                          lambda restore, d: artifact_rows(restore, d, crfs=crfs, auto=auto))  # fmt: skip
 
 
 def evaluate_denoise(backend: InferenceBackend, data: Path, model: str = "denoise") -> dict[str, Any]:
@@ -274,13 +312,18 @@ def format_luma_table(result: dict[str, Any]) -> str:
     lines = [
         f"{result['task']} ({result['model']} v{result['model_version']}, {result['backend']}), PSNR / SSIM of luma",
         f"  {'set':15s} {'degradation':20s} {'input':>6s} {'blur':>6s} {'model':>6s} {'gain':>6s} "
-        f"{'SSIM in':>8s} {'SSIM out':>8s}  published",
+        f"{'SSIM in':>8s} {'SSIM out':>8s}  published / strength=auto",
     ]
     for r in result["rows"]:
-        pub = ", ".join(f"{k} {v:.2f}" for k, v in r["published"].items())
+        extra = ", ".join(f"{k} {v:.2f}" for k, v in r["published"].items())
+        if "gain_auto" in r:
+            extra = (
+                f"QP {r['mean_qp']:.1f} -> strength {r['strength_auto']:.2f}: "
+                f"{r['model_auto']:.2f} ({r['gain_auto']:+.2f})"
+            )
         lines.append(
             f"  {r['set']:15s} {r['degradation']:20s} {r['input']:6.2f} {r['best_blur']:6.2f} {r['model']:6.2f} "
-            f"{r['gain']:+6.2f} {r['ssim_input']:8.4f} {r['ssim_model']:8.4f}  {pub}"
+            f"{r['gain']:+6.2f} {r['ssim_input']:8.4f} {r['ssim_model']:8.4f}  {extra}"
         )
     return "\n".join(lines)
 
@@ -288,6 +331,9 @@ def format_luma_table(result: dict[str, Any]) -> str:
 # Joint restoration x2: (Gaussian sigma on the 8-bit scale, JPEG quality) applied to Set5's x2 LR luma
 JOINT_LEVELS = ((10.0, 40), (20.0, 30))
 JOINT_CARS = (5.0, 35)  # cars: sigma on the x2-downscaled luma, then libx264 at this CRF
+# LR frame sizes (width, height) at which joint and chain are also timed: production frames, where the
+# per-stage overhead that dominates the small evaluation inputs no longer does
+JOINT_TIMING_SIZES = ((640, 360), (1280, 720))
 
 
 def y8(rgb: np.ndarray) -> np.ndarray:
@@ -390,9 +436,28 @@ def score_x2(pairs: list[tuple[np.ndarray, np.ndarray]], upscale: Upscaler) -> d
     }
 
 
-def evaluate_joint_x2(backend: InferenceBackend, data: Path, model: str = "restore_joint_x2") -> dict[str, Any]:
+def time_x2(upscale: Upscaler, size: tuple[int, int], repeats: int = 3) -> float:
+    """Median seconds of ``upscale`` on one ``size`` = (width, height) uint8 luma frame (seeded noise:
+    these networks' cost does not depend on the content), after one untimed warm-up call."""
+    y = np.random.default_rng(0).integers(0, 256, (size[1], size[0]), dtype=np.uint8)
+    upscale(y)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        upscale(y)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def evaluate_joint_x2(
+    backend: InferenceBackend,
+    data: Path,
+    model: str = "restore_joint_x2",
+    timing_sizes: tuple[tuple[int, int], ...] = JOINT_TIMING_SIZES,
+) -> dict[str, Any]:
     """``model`` against the sequential chain (:func:`chain_x2`) and bicubic on :func:`joint_x2_cases`:
-    PSNR/SSIM-Y and the wall time of each on the same inputs (one run, same backend)."""
+    PSNR/SSIM-Y and the wall time of each on the same inputs (one run, same backend); plus
+    ``"frame_timing"``: median seconds of both on one LR frame of each of ``timing_sizes``."""
     joint, chain = model_x2(backend, model), chain_x2(backend)
     rows = []
     for case in joint_x2_cases(data):
@@ -409,12 +474,17 @@ def evaluate_joint_x2(backend: InferenceBackend, data: Path, model: str = "resto
                 "time_ratio": j["seconds"] / c["seconds"],
             }
         )
+    timing = []
+    for size in timing_sizes:
+        tj, tc = time_x2(joint, size), time_x2(chain, size)
+        timing.append({"lr_size": list(size), "joint_s": tj, "chain_s": tc, "time_ratio": tj / tc})
     return {
         "model": model,
         "model_version": backend.model_info(model).version,
         "chain": ["denoise", "deblock", "sr_x2"],
         "backend": backend.name,
         "rows": rows,
+        "frame_timing": timing,
     }
 
 
@@ -431,6 +501,12 @@ def format_joint_table(result: dict[str, Any]) -> str:
             f"  {r['set']:8s} {r['degradation']:22s} {r['bicubic']['psnr']:7.2f} {r['chain']['psnr']:7.2f} "
             f"{r['joint']['psnr']:7.2f} {r['gain_db']:+6.2f} {r['chain']['ssim']:7.4f} {r['joint']['ssim']:7.4f} "
             f"{r['time_ratio']:10.2f}"
+        )
+    for t in result.get("frame_timing", []):
+        w, h = t["lr_size"]
+        lines.append(
+            f"  one {w}x{h} LR frame: joint {t['joint_s'] * 1e3:.0f} ms, chain {t['chain_s'] * 1e3:.0f} ms, "
+            f"time jt/ch {t['time_ratio']:.2f}"
         )
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ import hashlib
 import heapq
 import io
 import os
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -137,9 +138,47 @@ class FrameIndex:
     pts: list[int]
     time_base: Fraction
     has_pts: bool
+    qp: list[float] | None = None  # H.264 mean quantiser of each frame (:func:`frame_qp`); None: not H.264
 
     def __len__(self) -> int:
         return len(self.pts)
+
+    def mean_qp(self, start: int, stop: int) -> float | None:
+        """Mean H.264 QP of frames ``[start, stop)``, or None when the source does not carry one."""
+        if self.qp is None or not self.qp[start:stop]:
+            return None
+        return float(np.mean(self.qp[start:stop]))
+
+
+# The decoder option that makes FFmpeg's H.264 (and MPEG-2, VP9) decoders attach each frame's
+# quantisers as AV_FRAME_DATA_VIDEO_ENC_PARAMS side data (read by :func:`frame_qp`).
+EXPORT_QP = {"export_side_data": "venc_params"}
+_H264_ENC_PARAMS = 1  # AVVideoEncParamsType AV_VIDEO_ENC_PARAMS_H264 (QP 0-51; other codecs use other scales)
+
+
+def frame_qp(frame: av.VideoFrame) -> float | None:
+    """Mean H.264 quantiser parameter (0-51, higher = coarser) over the macroblocks of a frame decoded
+    with :data:`EXPORT_QP`, or None (another codec, or the option was not set).
+
+    Parses FFmpeg's ``AVVideoEncParams`` (``libavutil/video_enc_params.h``, 64-bit layout):
+    ``nb_blocks`` u32 at 0, ``blocks_offset`` and ``block_size`` size_t at 8 and 16, ``type`` at 24,
+    frame ``qp`` i32 at 28; each ``AVVideoBlockParams`` holds its ``delta_qp`` i32 at byte 16.
+    """
+    sd = cast(Any, frame.side_data)  # typed as a TypedDict; it is indexable by position
+    for i in range(len(sd)):  # PyAV's mapping iteration fails on some side data types; index instead
+        item = sd[i]
+        if item.type.name != "VIDEO_ENC_PARAMS":
+            continue
+        raw = bytes(item)
+        nb, offset, size, kind, qp = struct.unpack_from("<I4xQQiI", raw, 0)
+        if kind != _H264_ENC_PARAMS:
+            return None
+        if nb == 0 or size < 20 or offset + nb * size > len(raw):
+            return float(qp)
+        blocks = np.frombuffer(raw, dtype=np.uint8, count=nb * size, offset=offset).reshape(nb, size)
+        delta = blocks[:, 16:20].copy().view("<i4")[:, 0]
+        return float(qp + delta.mean())
+    return None
 
 
 def _open_input(path: str | os.PathLike[str]) -> av.container.InputContainer:
@@ -364,10 +403,12 @@ def scan(
     p = Path(path)
     tw, th = thumb
     pts: list[int] = []
+    qps: list[float | None] = []
     thumbs: list[U8] = []
     with _open_input(p) as c:
         vs = _pick_video(c, p)
         vs.thread_type = "AUTO"
+        vs.codec_context.options = EXPORT_QP
         tb = vs.time_base or Fraction(1, 90000)
         rate = Fraction(info.video.frame_rate)
         has_pts = True
@@ -375,6 +416,7 @@ def scan(
             if frame.pts is None:
                 has_pts = False
             pts.append(frame.pts if frame.pts is not None else 0)
+            qps.append(frame_qp(frame))
             g = frame.reformat(width=tw, height=th, format="gray")
             thumbs.append(np.asarray(g.to_ndarray(), dtype=np.uint8))
             if progress is not None and len(pts) % 25 == 0:
@@ -387,7 +429,9 @@ def scan(
         step = 1 / (rate * tb)
         pts = [round(i * step) for i in range(len(pts))]
     digest = sha256_file(p)
-    return FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts), np.stack(thumbs), digest
+    qp = [q for q in qps if q is not None]
+    index = FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts, qp=qp if len(qp) == len(pts) else None)
+    return index, np.stack(thumbs), digest
 
 
 def first_frames(path: str | os.PathLike[str], limit: int) -> list[U8]:
@@ -796,7 +840,8 @@ def codec_roundtrip(
         rate: frame rate the encoder assumes (rate control depends on it with ``bitrate``).
 
     Returns:
-        the decoded ``yuv420p`` frames, as many as went in.
+        the decoded ``yuv420p`` frames, as many as went in (decoded with :data:`EXPORT_QP`: H.264
+        frames give their quantiser to :func:`frame_qp`).
 
     Raises:
         ConfigError: an unknown codec. RuntimeError: the decoder returned another frame count.
@@ -825,6 +870,7 @@ def codec_roundtrip(
             out.mux(p)
     buf.seek(0)
     with av.open(buf, "r", format=formats[codec]) as inp:
+        inp.streams.video[0].codec_context.options = EXPORT_QP  # :func:`frame_qp` works on the result
         dec = list(inp.decode(video=0))
     if len(dec) != len(frames):
         raise RuntimeError(f"{codec} round trip returned {len(dec)} frames for {len(frames)}")

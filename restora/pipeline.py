@@ -73,12 +73,16 @@ def plan_chunks(shots: ShotList, index: media.FrameIndex, chunk_frames: int) -> 
 
 @dataclass
 class ChunkResult:
-    """What :func:`restore_chunk` did: frames, seconds per stage, decode and encode seconds."""
+    """What :func:`restore_chunk` did: frames, seconds per stage, decode and encode seconds, the
+    source's mean H.264 QP over the chunk and the strength each stage ran at (``strength=auto``
+    follows that QP)."""
 
     frames: int
     stage_seconds: dict[str, float] = field(default_factory=dict)
     decode_seconds: float = 0.0
     encode_seconds: float = 0.0
+    source_qp: float | None = None
+    strengths: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +90,8 @@ class ChunkResult:
             "stage_seconds": self.stage_seconds,
             "decode_seconds": self.decode_seconds,
             "encode_seconds": self.encode_seconds,
+            "source_qp": self.source_qp,
+            "strengths": self.strengths,
         }
 
 
@@ -137,7 +143,8 @@ def restore_chunk(
 
     Stages with temporal ``context`` see the neighbouring frames of the shot beyond the chunk: the
     decode starts and ends up to the sum of the stages' contexts outside ``[start, stop)`` (within
-    the shot), and only the chunk's own frames are encoded. Each stage gets one span per chunk
+    the shot), and only the chunk's own frames are encoded. Before any frame, every stage is
+    :meth:`~restora.stages.Stage.adapt`-ed to the chunk's mean source QP. Each stage gets one span per chunk
     (``stage.<type>``) with frames, pixels and fps. On failure the partial chunk file is removed.
     """
     result = ChunkResult(frames=0, stage_seconds={s.type: 0.0 for s in stages})
@@ -145,6 +152,12 @@ def restore_chunk(
     tracer = telemetry.tracer()
     stage_spans = [tracer.start_span(f"stage.{s.type}") for s in stages]
     margin = sum(s.context for s in stages)
+    result.source_qp = index.mean_qp(chunk.start, chunk.stop)
+    for stage in stages:
+        stage.adapt(result.source_qp)
+        strength = stage.describe().get("strength")
+        if isinstance(strength, float):
+            result.strengths[stage.type] = strength
     first = max(chunk.start - margin, chunk.start if chunk.shot_start is None else chunk.shot_start)
     last = min(chunk.stop + margin, chunk.stop if chunk.shot_stop is None else chunk.shot_stop)
 
@@ -219,6 +232,8 @@ def stage_span_attributes(
         "restora.model": d.get("model"),
         "restora.model_version": d.get("model_version"),
         "restora.backend": d.get("backend"),
+        "restora.strength": d.get("strength"),
+        "restora.source_qp": d.get("source_qp"),
     }
 
 

@@ -98,6 +98,8 @@ def build_report(
                 "frames": c.frames,
                 "reused": c.reused,
                 "key": c.key,
+                "source_qp": c.timings.get("source_qp"),
+                "strengths": c.timings.get("strengths", {}),
             }
             for c in chunks
         ],

@@ -36,7 +36,9 @@ def ingest(input_uri: str, carrier: dict[str, str]) -> AssetRef:
         index_key = f"assets/{aid}/index.json"
         st.put_bytes(
             index_key,
-            json.dumps({"pts": index.pts, "time_base": str(index.time_base), "has_pts": index.has_pts}).encode(),
+            json.dumps(
+                {"pts": index.pts, "time_base": str(index.time_base), "has_pts": index.has_pts, "qp": index.qp}
+            ).encode(),
         )
         buf = io.BytesIO()
         np.savez_compressed(buf, thumbs=thumbs)

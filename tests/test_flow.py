@@ -144,6 +144,29 @@ def test_stage_chain_deblock_then_sr(tmp_path: Path) -> None:
     assert (info.video.width, info.video.height, info.video.frames) == (128, 96, 10)
 
 
+def test_deblock_auto_strength_per_chunk_from_the_source_qp(tmp_path: Path) -> None:
+    """``deblock:strength=auto`` on a lightly compressed H.264 source (x264 CRF 12): ingest stores each
+    frame's QP, every chunk runs at the ramp's strength for its mean QP (near 0 here: a blind deblock
+    would strip texture), and the report and the stage spans say which."""
+    from restora.stages.deblock import QP_RAMPS, ramp_strength
+
+    src = make_clip(tmp_path / "c.mp4", cut_frames(12, [6], h=48, w=64))
+    spec = RestoreSpec(input=str(src), output=str(tmp_path / "o.mp4"), scale=1,
+                       stages=[StageSpec(type="deblock", options={"strength": "auto"})])  # fmt: skip
+    r = run(spec)
+    report = json.loads(Path(r["report"]).read_text())
+    assert report["provenance"]["stages"][0]["strength"] == "auto"
+    chunks = report["chunks"]
+    assert len(chunks) == 2
+    for c in chunks:
+        assert 5 < c["source_qp"] < 25
+        assert c["strengths"] == {"deblock": pytest.approx(ramp_strength(c["source_qp"], QP_RAMPS["deblock", "1"]))}
+    stage_spans = [s for s in spans(Path(r["spans"])) if s["name"] == "stage.deblock"]
+    assert {round(s["attributes"]["restora.source_qp"], 6) for s in stage_spans} == {
+        round(c["source_qp"], 6) for c in chunks
+    }
+
+
 @pytest.mark.parametrize(
     ("stages", "scale", "expected"),
     [

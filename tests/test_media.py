@@ -173,3 +173,29 @@ def test_chunks_with_different_encoder_delays_keep_duration(tmp_path: Path) -> N
         assert [f.pts for f in c.decode(video=0)] == [f.pts for f in s.decode(video=0)]
         vo, vs = c.streams.video[0], s.streams.video[0]
         assert vo.duration * vo.time_base == vs.duration * vs.time_base
+
+
+def _roundtrip(frames: list[np.ndarray], codec: str, crf: int) -> list[av.VideoFrame]:
+    yuv = [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p") for f in frames]
+    return media.codec_roundtrip(yuv, codec, crf)
+
+
+def test_frame_qp_reads_the_h264_quantiser(tmp_path: Path) -> None:
+    """The decoder's exported macroblock quantisers: near the CRF asked for, rising with it; none for HEVC
+    or a lossless source; ``scan`` stores them in the frame index."""
+    frames = cut_frames(12, [], h=64, w=96)
+    means = {}
+    for crf in (18, 30, 42):
+        qps = [media.frame_qp(f) for f in _roundtrip(frames, "libx264", crf)]
+        assert all(q is not None and 0 <= q <= 51 for q in qps)
+        means[crf] = float(np.mean([q for q in qps if q is not None]))
+        assert abs(means[crf] - crf) < 8, means
+    assert means[18] < means[30] < means[42]
+    assert {media.frame_qp(f) for f in _roundtrip(frames, "libx265", 30)} == {None}
+    h264 = make_clip(tmp_path / "a.mp4", frames)  # libx264 CRF 12
+    index, _, _ = media.scan(h264, media.probe(h264))
+    assert index.qp is not None and len(index.qp) == 12 and 5 < index.mean_qp(0, 12) < 20  # type: ignore[operator]
+    assert index.mean_qp(3, 6) == pytest.approx(float(np.mean(index.qp[3:6])))
+    ffv1 = make_clip(tmp_path / "b.mkv", frames, codec="ffv1", pix_fmt="bgr0")
+    index, _, _ = media.scan(ffv1, media.probe(ffv1))
+    assert index.qp is None and index.mean_qp(0, 12) is None

@@ -164,6 +164,37 @@ def test_deblock_stage_removes_jpeg_artifacts(local: LocalOnnx, data: Path) -> N
         build_stage("deblock", {"model": "sr_x2"}, ctx)
 
 
+def test_deblock_auto_strength_follows_the_source_qp(
+    local: LocalOnnx, data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``strength="auto"``: the calibrated QP ramp sets the blend per chunk (``adapt``); untouched at a
+    low QP, the full model at a high one, full strength (with a warning) when the source has no QP."""
+    from restora.stages.deblock import QP_RAMPS, ramp_strength
+
+    assert ramp_strength(10.0, (16.0, 42.0)) == 0.0 and ramp_strength(50.0, (16.0, 42.0)) == 1.0
+    assert ramp_strength(29.0, (16.0, 42.0)) == pytest.approx(0.5)
+    q0, q1 = QP_RAMPS["deblock", "1"]
+    rgb = np.asarray(Image.open(data / "images/classic5/barbara.bmp").convert("RGB"))[None, :96, :128]
+    ctx = StageContext(backend=local)
+    auto, full = build_stage("deblock", {"strength": "auto"}, ctx), build_stage("deblock", {}, ctx)
+    assert auto.describe()["strength"] == "auto" and auto.describe()["qp_ramp"] == [q0, q1]
+    auto.adapt(q0 - 1.0)
+    assert auto.describe()["strength"] == 0.0 and np.array_equal(auto.process(rgb), rgb)
+    auto.adapt(q1 + 1.0)
+    assert auto.describe()["source_qp"] == q1 + 1.0 and np.array_equal(auto.process(rgb), full.process(rgb))
+    auto.adapt((q0 + q1) / 2)
+    half = auto.process(rgb).astype(np.int16)
+    assert auto.describe()["strength"] == pytest.approx(0.5)
+    assert 0 < np.abs(half - rgb).mean() < np.abs(full.process(rgb).astype(np.int16) - rgb).mean()
+    with caplog.at_level("WARNING", logger="restora.stages.deblock"):
+        auto.adapt(None)
+    assert auto.describe()["strength"] == 1.0 and "no H.264 QP" in caplog.text
+    with pytest.raises(ConfigError, match="no QP calibration for model denoise"):
+        build_stage("deblock", {"model": "denoise", "strength": "auto"}, ctx)
+    with pytest.raises(ConfigError, match="strength must be a number"):
+        build_stage("denoise", {"strength": "auto"}, ctx)
+
+
 def test_denoise_stage_removes_noise(local: LocalOnnx, data: Path) -> None:
     """classic5 'lena' with Gaussian noise sigma 25 on luma through the production stage: PSNR rises by
     more than the best plain blur manages; chroma is left alone; strength 0 is the identity."""
@@ -227,6 +258,11 @@ def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest
     assert len(heavy) == 10 and all(x["gain"] > 0.1 for x in heavy)
     for clip in ("cars", "foreman"):  # light encodes: near-neutral at CRF 30; at 25 texture goes (README says so)
         assert rows[clip, "H.264 CRF 30"]["gain"] > -0.15 and rows[clip, "H.264 CRF 25"]["gain"] > -1.2
+    coded = [x for (_, k), x in rows.items() if k.startswith("H.264 CRF")]
+    assert len(coded) == 12 and rows["cars", "H.264 CRF 20"]["gain"] < -1.0  # full strength wrecks a light encode
+    for x in coded:  # strength=auto (from the encode's QP): a gain at every CRF, never below full strength
+        assert x["gain_auto"] > 0.05 and x["gain_auto"] > x["gain"] - 0.02, x
+    assert rows["cars", "H.264 CRF 20"]["strength_auto"] < 0.5 and rows["cars", "H.264 CRF 45"]["strength_auto"] == 1
     noise = {x["degradation"]: x for x in r["denoise"]["rows"]}
     assert abs(noise["gaussian sigma=25"]["input"] - 20.26) < 0.05  # seeded: the same noisy input every run
     assert all(x["model"] > x["best_blur"] + 1.0 for x in noise.values()), "denoise beats every blur by > 1 dB"
@@ -237,12 +273,16 @@ def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest
     joint = r["joint_x2"]["rows"]
     assert all(x["joint"]["psnr"] > x["bicubic"]["psnr"] and x["chain"]["psnr"] > x["bicubic"]["psnr"] for x in joint)
     assert np.mean([x["gain_db"] for x in joint]) >= 0.3  # one network beats the three-model chain (speed: make bench)
+    timing = r["joint_x2"]["frame_timing"]
+    assert [t["lr_size"] for t in timing] == [[640, 360], [1280, 720]]
+    assert all(t["joint_s"] > 0 and t["chain_s"] > 0 and t["time_ratio"] == t["joint_s"] / t["chain_s"] for t in timing)
     out = capsys.readouterr().out
     for title in (
         "Artifact removal (deblock v1",
         "Denoising (denoise v1",
         "Video SR x4 (vsr_x4 v1",
         "Joint restoration",
+        "one 1280x720 LR frame: joint",
     ):
         assert title in out
 

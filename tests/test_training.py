@@ -87,6 +87,20 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
     assert m2["psnr_classic5_jpeg_q10"]["output"] == pytest.approx(q10["output"], abs=1e-6)
 
 
+def test_calibrate_deblock_recipe_smoke(tmp_path: Path) -> None:
+    """QP ramp fitted on 2 frames per training clip at 2 CRFs, scored on one held-out encode."""
+    from training import calibrate_deblock
+
+    calibrate_deblock.main(["--frames", "2", "--fit-crfs", "20,44", "--test-crfs", "40", "--test-clips", "foreman",
+                            "--out", str(tmp_path)])  # fmt: skip
+    c = json.loads((tmp_path / "calibration.json").read_text())
+    q0, q1 = c["ramp"]
+    assert 0 <= q0 < q1 and c["fit_frames"] == 2 * 2 * 4
+    (row,) = c["held_out"]
+    assert row["clip"] == "foreman" and 35 < row["mean_qp"] < 51 and 0 <= row["strength"] <= 1
+    assert row["gain_auto"] > 0  # the ramp never makes it worse than the input at a heavy encode
+
+
 def test_deblock_batches_compress_images_afresh() -> None:
     """Image patches are JPEG-compressed per sample (different qualities: different errors), video
     patches come from their pre-encoded pairs."""
@@ -139,6 +153,35 @@ def test_train_joint_recipe_smoke(tmp_path: Path) -> None:
     assert cases["Set5 x2 sigma=20 + JPEG q=30"]["bicubic"] < cases["Set5 x2 sigma=10 + JPEG q=40"]["bicubic"]
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
     assert {"Conv", "PRelu", "DepthToSpace"} <= ops and "Resize" not in ops  # bicubic skip as a sub-pixel conv
+    # Continuing with more body convolutions deepens the run without changing it: at learning rate 0
+    # the deeper network scores exactly as the shallower one (Set5 cases; the cars encode is not bit-exact).
+    deep = tmp_path / "deep"
+    train_joint.main(["--iters", "1", "--lr", "0", "--batch", "2", "--patch", "24", "--limit-images", "2",
+                      "--segments", "1", "--seg-len", "3", "--max-frames", "12", "--eval-every", "1", "--blocks", "7",
+                      "--init", str(out / "model.pt"), "--out", str(deep)])  # fmt: skip
+    d = json.loads((deep / "metrics.json").read_text())
+    assert d["params"] == m["params"] + 48 * 48 * 9 + 48 + 48  # one more conv + PReLU
+    for name in ("Set5 x2 sigma=10 + JPEG q=40", "Set5 x2 sigma=20 + JPEG q=30"):
+        assert d["psnr_y"][name]["model"] == cases[name]["model"]
+
+
+def test_deepened_is_the_same_function() -> None:
+    """Dirac convolutions and unit PReLU slopes in front of the last layer: same output, more layers."""
+    from training.nets import LumaSR, body_blocks, deepened
+
+    torch.manual_seed(0)
+    net = LumaSR(2, 8, 2, "prelu", frames=3)
+    for p in net.parameters():  # a trained-looking network: random everywhere, negative values reach the new layers
+        torch.nn.init.normal_(p, 0.0, 0.3)
+    deep = deepened(net, 5)
+    assert body_blocks(deep.state_dict()) == 5 and body_blocks(net.state_dict()) == 2
+    x = torch.rand(2, 3, 11, 13)
+    with torch.no_grad():
+        assert torch.allclose(deep(x), net(x), atol=1e-6)
+    with pytest.raises(ValueError, match="cannot deepen"):
+        deepened(net, 1)
+    with pytest.raises(ValueError, match="PReLU"):
+        deepened(LumaSR(2, 8, 2, "relu"), 3)
 
 
 def test_train_vsr_recipe_smoke(tmp_path: Path) -> None:

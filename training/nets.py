@@ -147,6 +147,38 @@ class LumaRestore(nn.Module):
         return x + r[:, :, :h, :w]
 
 
+def deepened(net: LumaSR, blocks: int) -> LumaSR:
+    """A copy of ``net`` with ``blocks`` body convolutions (at least ``net``'s), computing exactly the
+    same function: the extra convolution + PReLU pairs go in before the last convolution, each
+    convolution the identity (Dirac kernel, zero bias) and each PReLU slope 1. Continued training
+    then uses the added depth (capacity and ``2 * extra`` more pixels of receptive field) starting
+    from the trained network's quality instead of from scratch."""
+    convs = [m for m in net.body if isinstance(m, nn.Conv2d)]
+    old_blocks, channels = len(convs) - 2, convs[0].out_channels
+    if blocks < old_blocks:
+        raise ValueError(f"cannot deepen {old_blocks} body convolutions to {blocks}")
+    if not isinstance(net.body[1], nn.PReLU):
+        raise ValueError("deepened needs the PReLU variant (a ReLU cannot pass negative values through)")
+    out = LumaSR(net.scale, channels, blocks, "prelu", net.frames)
+    keep = 2 * (old_blocks + 1)  # first conv + activation, then the old body pairs
+    for i in range(keep):
+        out.body[i].load_state_dict(net.body[i].state_dict())
+    with torch.no_grad():
+        for i in range(keep, 2 * (blocks + 1), 2):
+            conv, act = out.body[i], out.body[i + 1]
+            assert isinstance(conv, nn.Conv2d) and isinstance(act, nn.PReLU)
+            nn.init.dirac_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            act.weight.fill_(1.0)
+    out.body[-1].load_state_dict(net.body[-1].state_dict())
+    return out
+
+
+def body_blocks(state: dict[str, torch.Tensor]) -> int:
+    """Number of body convolutions of a ``LumaSR`` state dict (its convolutions less the first and last)."""
+    return sum(1 for k, v in state.items() if k.startswith("body.") and k.endswith(".weight") and v.dim() == 4) - 2
+
+
 def he_init(net: LumaSR) -> None:
     """He-normal weights (PReLU's initial slope 0.25) for every convolution of a ``LumaSR`` but its
     zero-initialised last one. Deep or wide variants need it: PyTorch's default initialisation

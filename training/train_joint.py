@@ -38,7 +38,7 @@ from restora.media import first_frames
 from training.degrade import add_noise, downscale, resize, video_compress
 from training.export import export_onnx
 from training.loop import add_run_args, fit, run_record, start_run
-from training.nets import LumaSR, he_init
+from training.nets import LumaSR, body_blocks, deepened, he_init
 from training.train_deblock import DATA, VIDEOS
 from training.train_sr import load_pairs
 
@@ -133,7 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seg-len", type=int, default=10)
     ap.add_argument("--max-frames", type=int, default=300)
     ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
-    ap.add_argument("--init", type=Path, default=None, help="continue from this model.pt (same architecture)")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="continue from this model.pt (same channels; fewer body convs: deepened, training.nets.deepened)",
+    )
     a = ap.parse_args(argv)
     rng = start_run(a)
     t0 = time.time()
@@ -146,7 +151,13 @@ def main(argv: list[str] | None = None) -> None:
 
     net = LumaSR(2, a.channels, a.blocks, "prelu")
     if a.init:
-        net.load_state_dict(torch.load(a.init, weights_only=True))
+        state = torch.load(a.init, weights_only=True)
+        if body_blocks(state) < a.blocks:  # continue a shallower run, deepened without changing its output
+            small = LumaSR(2, a.channels, body_blocks(state), "prelu")
+            small.load_state_dict(state)
+            net = deepened(small, a.blocks)
+        else:
+            net.load_state_dict(state)
     else:
         he_init(net)
     history, train_s = fit(
