@@ -27,9 +27,13 @@ def build_stages(spec: RestoreSpec, shot: int | None = None) -> list[Stage]:
 
 def chunk_key(asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[Stage]) -> str:
     """Cache key of a restored chunk: asset, frame range, the stages with the options effective for
-    the chunk's shot, model versions, encoding; with a temporal stage also the shot's frame range (its
-    frames beyond the chunk are context). Layout: ``assets/<id>/chunks/<digest>/<start>-<stop>.mov``."""
-    versions = "-".join(f"{d.get('model', '')}@{d.get('model_version', '')}" for d in (s.describe() for s in stages))
+    the chunk's shot, model versions (and QP calibration), encoding; with a temporal stage also the
+    shot's frame range (its frames beyond the chunk are context).
+    Layout: ``assets/<id>/chunks/<digest>/<start>-<stop>.mov``."""
+    versions = "-".join(
+        f"{d.get('model', '')}@{d.get('model_version', '')}" + (f"~qp{d['qp_ramp']}" if "qp_ramp" in d else "")
+        for d in (s.describe() for s in stages)
+    )  # a strength=auto stage: its calibration too (re-fitted for the same model version, it restores anew)
     if any(s.context for s in stages):
         versions += f"|context {sum(s.context for s in stages)} in shot {chunk.shot_start}-{chunk.shot_stop}"
     digest = hashlib.sha256(f"{spec.digest(chunk.shot)}|{versions}".encode()).hexdigest()[:16]

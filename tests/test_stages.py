@@ -442,3 +442,22 @@ def test_chunk_key_of_a_temporal_stage_depends_on_its_shot() -> None:
     assert chunk_key(asset, spec, c, per) == chunk_key(asset, spec, other_shot, per)
     assert chunk_key(asset, spec, c, temporal) != chunk_key(asset, spec, other_shot, temporal)
     assert chunk_key(asset, spec, c, temporal) != chunk_key(asset, spec, c, per)
+
+
+def test_chunk_key_of_deblock_auto_follows_its_calibration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-fitting ``strength=auto``'s QP ramp for the same model version changes every chunk's output:
+    the cache key changes with it, so no chunk restored on the old ramp is reused."""
+    from restora.report import AssetRef
+    from restora.spec import ShotSpec
+    from restora.stages import deblock
+    from tasks.restore_shot import chunk_key
+
+    asset = AssetRef.model_construct(asset_id="a")
+    spec = RestoreSpec(input="in.mp4", output="out.mp4", scale=1,
+                       stages=[StageSpec(type="deblock", options={"strength": "auto"})])  # fmt: skip
+    c = ShotSpec(shot=0, start=0, stop=4, start_s=0.0, end_s=0.1)
+    ctx = StageContext(backend=LocalOnnx(get_settings().models.repository))
+    before = chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)])
+    assert before == chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)])
+    monkeypatch.setitem(deblock.QP_RAMPS, ("deblock", "1"), (10.0, 40.0))
+    assert chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)]) != before
