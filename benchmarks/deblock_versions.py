@@ -50,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     models = [restorer(args.a), restorer(args.b)]
     print(f"{'set':16s} {'degradation':14s} {'gain a':>7s} {'gain b':>7s} {'b - a':>7s}")
-    for name, deg, pairs, _ in artifact_pairs(DATA, crfs=(20, *ARTIFACT_CRFS)):
+    for name, deg, pairs, _, _ in artifact_pairs(DATA, crfs=(20, *ARTIFACT_CRFS)):
         ga, gb = gains(pairs, models)
         print(f"{name.split()[0]:16s} {deg:14s} {ga:+7.2f} {gb:+7.2f} {gb - ga:+7.2f}")
 

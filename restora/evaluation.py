@@ -6,10 +6,11 @@
   ``../shared/tools/sr_eval.py`` (CLI + lossless video) within a few hundredths of a dB.
 * Artifact removal (:func:`evaluate_deblock`): ``classic5`` grayscale JPEG at q=10/20/30/40 (the
   ARCNN/DnCNN protocol) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF
-  25/30/35/40/45 (at 25-30 little is left to remove: a good model does no harm there), and the same
-  for the raw QCIF ``foreman`` frames (a second held-out clip),
-  PSNR/SSIM of the luma before and after ``Deblock.restore_luma``, and the best of five Gaussian
-  blurs as the trivial baseline.
+  20/25/30/35/40/45 (at 20-30 little is left to remove: a good model does no harm there) and by
+  MPEG-2 at quantiser scales 2-31, and the same for the raw QCIF ``foreman`` frames (a second
+  held-out clip), PSNR/SSIM of the luma before and after ``Deblock.restore_luma`` at full strength
+  and, on the video rows, with ``strength="auto"``, and the best of five Gaussian blurs as the
+  trivial baseline.
 * Denoising (:func:`evaluate_denoise`): ``classic5`` with seeded Gaussian noise (sigma 15/25/50) and
   Poisson noise, the ``cars`` luma at sigma 25, through ``Denoise.restore_luma``, same baselines.
 * Video SR x4 (:func:`evaluate_vsr`): the held-out ``cars`` clip (raw truth), bicubic x4 LR,
@@ -34,7 +35,7 @@ from PIL import Image, ImageFilter
 
 from restora.color import rgb_to_y
 from restora.inference import InferenceBackend
-from restora.media import codec_roundtrip, frame_qp
+from restora.media import codec_roundtrip, frame_qp, qp_series
 from restora.metrics import crop_border, psnr, psnr_y, reference_motion, ssim, ssim_y, temporal_warp_error
 from restora.stages.base import StageContext
 from restora.stages.deblock import Deblock
@@ -145,19 +146,20 @@ def cars_i420(data: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return raw_i420(data, "cars")
 
 
-def coded_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[tuple[np.ndarray, float]]:
-    """libx264 (preset medium, 25 fps) at ``crf`` straight from I420 planes: each decoded Y plane
-    ``(H, W)`` uint8 with the frame's mean QP (:func:`restora.media.frame_qp`)."""
+def coded_i420(
+    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], level: int, codec: str = "libx264"
+) -> list[tuple[np.ndarray, float]]:
+    """``codec`` at ``level`` (libx264: CRF, preset medium; mpeg2video: the fixed quantiser scale)
+    at 25 fps straight from I420 planes: each decoded Y plane ``(H, W)`` uint8 with the frame's mean
+    quantiser (:func:`restora.media.frame_qp`, gaps filled by :func:`restora.media.qp_series`)."""
     h, w = frames[0][0].shape
     yuv = [av.VideoFrame.from_ndarray(np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w),
                                       format="yuv420p") for y, u, v in frames]  # fmt: skip
-    out = []
-    for f in codec_roundtrip(yuv, "libx264", crf):
-        qp = frame_qp(f)
-        if qp is None:
-            raise RuntimeError("the H.264 decoder exported no QP")
-        out.append((f.to_ndarray(format="yuv420p")[:h], qp))
-    return out
+    dec = codec_roundtrip(yuv, codec, level)
+    series = qp_series([frame_qp(f) for f in dec])
+    if series is None:
+        raise RuntimeError(f"the {codec} decoder exported no quantiser")
+    return [(f.to_ndarray(format="yuv420p")[:h], q) for f, q in zip(dec, series[1], strict=True)]
 
 
 def encode_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[np.ndarray]:
@@ -196,26 +198,38 @@ def _score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> dict[str
 
 
 ARTIFACT_CRFS = (25, 30, 35, 40, 45)  # libx264 CRFs of the video rows: light (no harm expected) to heavy
+MPEG2_QSCALES = (2, 4, 8, 16, 31)  # MPEG-2 fixed quantiser scales of the archive rows: near-lossless to worst
 
 
 def artifact_pairs(
     data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
-    clips: tuple[str, ...] = tuple(RAW_CLIPS),
-) -> Iterator[tuple[str, str, list[tuple[np.ndarray, np.ndarray]], float | None]]:  # fmt: skip
-    """``(set, degradation, [(clean, degraded) (H, W) uint8 luma], mean QP)``: classic5 grayscale JPEG
-    at ``qualities`` (QP None), then the raw ``clips`` (:data:`RAW_CLIPS`) through libx264 at ``crfs``
-    (one encode each; ``set`` names the clip and its size, ``"cars 320x240"``; the mean H.264 QP of
-    the encode's frames, what the pipeline hands a chunk's stages)."""
+    clips: tuple[str, ...] = tuple(RAW_CLIPS), mpeg2: tuple[int, ...] = (),
+) -> Iterator[tuple[str, str, list[tuple[np.ndarray, np.ndarray]], float | None, str | None]]:  # fmt: skip
+    """``(set, degradation, [(clean, degraded) (H, W) uint8 luma], mean quantiser, its codec)``:
+    classic5 grayscale JPEG at ``qualities`` (no quantiser), then the raw ``clips``
+    (:data:`RAW_CLIPS`) through libx264 at ``crfs`` and MPEG-2 at the quantiser scales ``mpeg2`` (one
+    encode each; ``set`` names the clip and its size, ``"cars 320x240"``; the mean quantiser of the
+    encode's frames, ``"h264"`` or ``"mpeg2"`` scale, is what the pipeline hands a chunk's stages)."""
     classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((data / "images/classic5").glob("*.bmp"))]
     for q in qualities:
-        yield "classic5", f"JPEG q={q}", [(c, jpeg_gray(c, q)) for c in classic5], None
+        yield "classic5", f"JPEG q={q}", [(c, jpeg_gray(c, q)) for c in classic5], None, None
     for clip in clips:
         frames = raw_i420(data, clip)
         label = f"{clip} {RAW_CLIPS[clip][1]}x{RAW_CLIPS[clip][2]}"
-        for crf in crfs:
-            coded = coded_i420(frames, crf)
-            pairs = [(t[0], d) for t, (d, _) in zip(frames, coded, strict=True)]
-            yield label, f"H.264 CRF {crf}", pairs, float(np.mean([qp for _, qp in coded]))
+        for codec, levels, name, kind in (
+            ("libx264", crfs, "H.264 CRF {}", "h264"),
+            ("mpeg2video", mpeg2, "MPEG-2 q={}", "mpeg2"),
+        ):
+            for level in levels:
+                coded = coded_i420(frames, level, codec)
+                pairs = [(t[0], d) for t, (d, _) in zip(frames, coded, strict=True)]
+                yield (
+                    label,
+                    name.format(level),
+                    pairs,
+                    float(np.mean([qp for _, qp in coded])),
+                    kind,
+                )
 
 
 def _restore_luma_8bit(stage: LumaRestoreStage, d: np.ndarray) -> np.ndarray:
@@ -226,24 +240,24 @@ def _restore_luma_8bit(stage: LumaRestoreStage, d: np.ndarray) -> np.ndarray:
 
 def artifact_rows(
     restore: Any, data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
-    clips: tuple[str, ...] = tuple(RAW_CLIPS), auto: Deblock | None = None,
+    clips: tuple[str, ...] = tuple(RAW_CLIPS), auto: Deblock | None = None, mpeg2: tuple[int, ...] = (),
 ) -> list[dict[str, Any]]:  # fmt: skip
     """:func:`artifact_pairs` scored for ``restore`` (``(H, W)`` uint8 luma -> ``(H, W)`` float luma on
     the 8-bit scale); one row each, with the published JPEG table where there is one. With ``auto``
-    (a ``Deblock`` stage with ``strength="auto"``), H.264 rows also score it after
-    ``auto.adapt(mean QP)``, as the pipeline runs it: ``mean_qp``, ``strength_auto``, ``model_auto``,
-    ``ssim_auto``, ``gain_auto``."""
+    (a ``Deblock`` stage with ``strength="auto"``), video rows also score it after
+    ``auto.adapt(mean quantiser, codec)``, as the pipeline runs it: ``mean_qp``, ``qp_codec``,
+    ``strength_auto``, ``model_auto``, ``ssim_auto``, ``gain_auto``."""
     rows = []
-    for name, deg, pairs, qp in artifact_pairs(data, qualities, crfs, clips):
+    for name, deg, pairs, qp, qp_codec in artifact_pairs(data, qualities, crfs, clips, mpeg2):
         q = int(deg.split("=")[-1]) if deg.startswith("JPEG") else None
         published = PUBLISHED_JPEG.get(q, {}) if q is not None else {}
         scores = _score(pairs, restore)
         row: dict[str, Any] = {"set": name, "degradation": deg, **scores, "published": published}
         if auto is not None and qp is not None:
-            auto.adapt(qp)
+            auto.adapt(qp, qp_codec)
             model, ssim_auto = _model_score(pairs, lambda d: _restore_luma_8bit(auto, d))
-            row.update(mean_qp=qp, strength_auto=auto.strength, model_auto=model, ssim_auto=ssim_auto,
-                       gain_auto=model - scores["input"])  # fmt: skip
+            row.update(mean_qp=qp, qp_codec=qp_codec, strength_auto=auto.strength, model_auto=model,
+                       ssim_auto=ssim_auto, gain_auto=model - scores["input"])  # fmt: skip
         rows.append(row)
     return rows
 
@@ -293,12 +307,15 @@ def _evaluate_luma(
 
 def evaluate_deblock(backend: InferenceBackend, data: Path, model: str = "deblock") -> dict[str, Any]:
     """:func:`artifact_rows` through ``Deblock.restore_luma`` (the production stage minus color conversion),
-    at full strength and, on the H.264 rows, with ``strength="auto"`` (from each encode's QP)."""
+    at full strength and, on the video rows, with ``strength="auto"`` (from each encode's quantiser)."""
     ctx = StageContext(backend=backend)
     stage, auto = Deblock(ctx, model=model), Deblock(ctx, model=model, strength="auto")
     crfs = (20, *ARTIFACT_CRFS)  # CRF 20 too: where a blind model harms most and strength=auto should not
-    return _evaluate_luma(backend, data, stage, "Artifact removal",
-                          lambda restore, d: artifact_rows(restore, d, crfs=crfs, auto=auto))  # fmt: skip
+
+    def rows(restore: Any, d: Path) -> list[dict[str, Any]]:
+        return artifact_rows(restore, d, crfs=crfs, auto=auto, mpeg2=MPEG2_QSCALES)
+
+    return _evaluate_luma(backend, data, stage, "Artifact removal", rows)
 
 
 def evaluate_denoise(backend: InferenceBackend, data: Path, model: str = "denoise") -> dict[str, Any]:

@@ -138,27 +138,31 @@ class FrameIndex:
     pts: list[int]
     time_base: Fraction
     has_pts: bool
-    qp: list[float] | None = None  # H.264 mean quantiser of each frame (:func:`frame_qp`); None: not H.264
+    qp: list[float] | None = None  # mean quantiser of each frame (:func:`frame_qp`); None: not exported
+    qp_codec: str | None = None  # whose quantiser scale ``qp`` is on: "h264" (QP 0-51) or "mpeg2"
 
     def __len__(self) -> int:
         return len(self.pts)
 
     def mean_qp(self, start: int, stop: int) -> float | None:
-        """Mean H.264 QP of frames ``[start, stop)``, or None when the source does not carry one."""
+        """Mean quantiser (on the :attr:`qp_codec` scale) of frames ``[start, stop)``, or None when
+        the source does not carry one."""
         if self.qp is None or not self.qp[start:stop]:
             return None
         return float(np.mean(self.qp[start:stop]))
 
 
-# The decoder option that makes FFmpeg's H.264 (and MPEG-2, VP9) decoders attach each frame's
+# The decoder option that makes FFmpeg's H.264, MPEG-2 and VP9 decoders attach each frame's
 # quantisers as AV_FRAME_DATA_VIDEO_ENC_PARAMS side data (read by :func:`frame_qp`).
 EXPORT_QP = {"export_side_data": "venc_params"}
-_H264_ENC_PARAMS = 1  # AVVideoEncParamsType AV_VIDEO_ENC_PARAMS_H264 (QP 0-51; other codecs use other scales)
+# AVVideoEncParamsType -> the quantiser scale's name: H.264 QP 0-51; MPEG-2 as FFmpeg exports it
+# (twice the quantiser_scale with a linear q_scale_type: 2-62). VP9 (0) is not read.
+QP_CODECS = {1: "h264", 2: "mpeg2"}
 
 
-def frame_qp(frame: av.VideoFrame) -> float | None:
-    """Mean H.264 quantiser parameter (0-51, higher = coarser) over the macroblocks of a frame decoded
-    with :data:`EXPORT_QP`, or None (another codec, or the option was not set).
+def frame_qp(frame: av.VideoFrame) -> tuple[str, float] | None:
+    """``(codec, mean quantiser)`` over the macroblocks of a frame decoded with :data:`EXPORT_QP`
+    (:data:`QP_CODECS`; higher = coarser), or None (another codec, or the option was not set).
 
     Parses FFmpeg's ``AVVideoEncParams`` (``libavutil/video_enc_params.h``, 64-bit layout):
     ``nb_blocks`` u32 at 0, ``blocks_offset`` and ``block_size`` size_t at 8 and 16, ``type`` at 24,
@@ -171,14 +175,26 @@ def frame_qp(frame: av.VideoFrame) -> float | None:
             continue
         raw = bytes(item)
         nb, offset, size, kind, qp = struct.unpack_from("<I4xQQiI", raw, 0)
-        if kind != _H264_ENC_PARAMS:
+        if kind not in QP_CODECS:
             return None
         if nb == 0 or size < 20 or offset + nb * size > len(raw):
-            return float(qp)
+            return QP_CODECS[kind], float(qp)
         blocks = np.frombuffer(raw, dtype=np.uint8, count=nb * size, offset=offset).reshape(nb, size)
         delta = blocks[:, 16:20].copy().view("<i4")[:, 0]
-        return float(qp + delta.mean())
+        return QP_CODECS[kind], float(qp + delta.mean())
     return None
+
+
+def qp_series(qps: Sequence[tuple[str, float] | None]) -> tuple[str, list[float]] | None:
+    """The per-frame :func:`frame_qp` results of a stream as ``(codec, quantisers)``, or None unless
+    all but one frame or 10 % carry one, all on the same scale. Frames without one (FFmpeg's MPEG-2
+    decoder attaches none to the frame it flushes last) get the mean of the others."""
+    present = [q for q in qps if q is not None]
+    codecs = {c for c, _ in present}
+    if len(codecs) != 1 or len(qps) - len(present) > max(1, len(qps) // 10):
+        return None
+    fill = float(np.mean([v for _, v in present]))
+    return codecs.pop(), [fill if q is None else q[1] for q in qps]
 
 
 def _open_input(path: str | os.PathLike[str]) -> av.container.InputContainer:
@@ -403,7 +419,7 @@ def scan(
     p = Path(path)
     tw, th = thumb
     pts: list[int] = []
-    qps: list[float | None] = []
+    qps: list[tuple[str, float] | None] = []
     thumbs: list[U8] = []
     with _open_input(p) as c:
         vs = _pick_video(c, p)
@@ -429,8 +445,9 @@ def scan(
         step = 1 / (rate * tb)
         pts = [round(i * step) for i in range(len(pts))]
     digest = sha256_file(p)
-    qp = [q for q in qps if q is not None]
-    index = FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts, qp=qp if len(qp) == len(pts) else None)
+    series = qp_series(qps)
+    index = FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts,
+                       qp=series[1] if series else None, qp_codec=series[0] if series else None)  # fmt: skip
     return index, np.stack(thumbs), digest
 
 
@@ -833,20 +850,22 @@ def codec_roundtrip(
 
     Args:
         frames: ``yuv420p`` frames of one even size (``av.VideoFrame``).
-        codec: ``libx264`` (H.264) or ``libx265`` (HEVC).
-        crf: constant rate factor (higher = worse); ignored when ``bitrate`` is set.
+        codec: ``libx264`` (H.264), ``libx265`` (HEVC) or ``mpeg2video`` (MPEG-2, GOP 12 with 2
+            B-frames, as broadcast and DVD).
+        crf: constant rate factor (higher = worse); for ``mpeg2video`` the fixed quantiser scale
+            (1-31); ignored when ``bitrate`` is set.
         bitrate: target bits/s instead of CRF.
-        preset: encoder speed preset.
+        preset: encoder speed preset (x264/x265).
         rate: frame rate the encoder assumes (rate control depends on it with ``bitrate``).
 
     Returns:
         the decoded ``yuv420p`` frames, as many as went in (decoded with :data:`EXPORT_QP`: H.264
-        frames give their quantiser to :func:`frame_qp`).
+        and MPEG-2 frames give their quantiser to :func:`frame_qp`).
 
     Raises:
         ConfigError: an unknown codec. RuntimeError: the decoder returned another frame count.
     """
-    formats = {"libx264": "h264", "libx265": "hevc"}
+    formats = {"libx264": "h264", "libx265": "hevc", "mpeg2video": "mpeg2video"}
     if codec not in formats:
         raise ConfigError(f"codec must be one of {sorted(formats)}, not {codec!r}")
     buf = io.BytesIO()
@@ -854,9 +873,12 @@ def codec_roundtrip(
         vs = cast(VideoStream, out.add_stream(codec, rate=rate))
         vs.width, vs.height, vs.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
         vs.time_base = Fraction(1, rate)
-        opts = {"preset": preset}
+        opts = {"preset": preset} if codec != "mpeg2video" else {"g": "12", "bf": "2"}
         if bitrate:
             vs.codec_context.bit_rate = int(bitrate)
+        elif codec == "mpeg2video":  # constant quantiser: qmin = qmax, rate control out of the way
+            opts.update(qmin=str(int(crf or 2)), qmax=str(int(crf or 2)))
+            vs.codec_context.bit_rate = 100_000_000
         else:
             opts["crf"] = str(crf)
         if codec == "libx265":

@@ -74,7 +74,7 @@ def plan_chunks(shots: ShotList, index: media.FrameIndex, chunk_frames: int) -> 
 @dataclass
 class ChunkResult:
     """What :func:`restore_chunk` did: frames, seconds per stage, decode and encode seconds, the
-    source's mean H.264 QP over the chunk and the strength each stage ran at (``strength=auto``
+    source's mean quantiser over the chunk (and whose scale) and the strength each stage ran at (``strength=auto``
     follows that QP)."""
 
     frames: int
@@ -82,6 +82,7 @@ class ChunkResult:
     decode_seconds: float = 0.0
     encode_seconds: float = 0.0
     source_qp: float | None = None
+    source_qp_codec: str | None = None
     strengths: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class ChunkResult:
             "decode_seconds": self.decode_seconds,
             "encode_seconds": self.encode_seconds,
             "source_qp": self.source_qp,
+            "source_qp_codec": self.source_qp_codec,
             "strengths": self.strengths,
         }
 
@@ -153,8 +155,9 @@ def restore_chunk(
     stage_spans = [tracer.start_span(f"stage.{s.type}") for s in stages]
     margin = sum(s.context for s in stages)
     result.source_qp = index.mean_qp(chunk.start, chunk.stop)
+    result.source_qp_codec = index.qp_codec if result.source_qp is not None else None
     for stage in stages:
-        stage.adapt(result.source_qp)
+        stage.adapt(result.source_qp, result.source_qp_codec)
         strength = stage.describe().get("strength")
         if isinstance(strength, float):
             result.strengths[stage.type] = strength
@@ -234,6 +237,7 @@ def stage_span_attributes(
         "restora.backend": d.get("backend"),
         "restora.strength": d.get("strength"),
         "restora.source_qp": d.get("source_qp"),
+        "restora.source_qp_codec": d.get("source_qp_codec"),
     }
 
 

@@ -99,6 +99,7 @@ def build_report(
                 "reused": c.reused,
                 "key": c.key,
                 "source_qp": c.timings.get("source_qp"),
+                "source_qp_codec": c.timings.get("source_qp_codec"),
                 "strengths": c.timings.get("strengths", {}),
             }
             for c in chunks

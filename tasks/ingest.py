@@ -37,7 +37,13 @@ def ingest(input_uri: str, carrier: dict[str, str]) -> AssetRef:
         st.put_bytes(
             index_key,
             json.dumps(
-                {"pts": index.pts, "time_base": str(index.time_base), "has_pts": index.has_pts, "qp": index.qp}
+                {
+                    "pts": index.pts,
+                    "time_base": str(index.time_base),
+                    "has_pts": index.has_pts,
+                    "qp": index.qp,
+                    "qp_codec": index.qp_codec,
+                }
             ).encode(),
         )
         buf = io.BytesIO()

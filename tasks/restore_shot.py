@@ -31,7 +31,7 @@ def chunk_key(asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[
     shot's frame range (its frames beyond the chunk are context).
     Layout: ``assets/<id>/chunks/<digest>/<start>-<stop>.mov``."""
     versions = "-".join(
-        f"{d.get('model', '')}@{d.get('model_version', '')}" + (f"~qp{d['qp_ramp']}" if "qp_ramp" in d else "")
+        f"{d.get('model', '')}@{d.get('model_version', '')}" + (f"~qp{d['qp_ramps']}" if "qp_ramps" in d else "")
         for d in (s.describe() for s in stages)
     )  # a strength=auto stage: its calibration too (re-fitted for the same model version, it restores anew)
     if any(s.context for s in stages):

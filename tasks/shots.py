@@ -21,7 +21,13 @@ from tasks import _runtime
 def load_index(asset: AssetRef) -> media.FrameIndex:
     """The frame index stored by ``ingest``."""
     d = json.loads(_runtime.store().get_bytes(asset.index_key))
-    return media.FrameIndex(pts=d["pts"], time_base=Fraction(d["time_base"]), has_pts=d["has_pts"], qp=d.get("qp"))
+    return media.FrameIndex(
+        pts=d["pts"],
+        time_base=Fraction(d["time_base"]),
+        has_pts=d["has_pts"],
+        qp=d.get("qp"),
+        qp_codec=d.get("qp_codec"),
+    )
 
 
 @task(name="detect_shots", tags=["analysis"], **_runtime.RETRY)

@@ -180,22 +180,41 @@ def _roundtrip(frames: list[np.ndarray], codec: str, crf: int) -> list[av.VideoF
     return media.codec_roundtrip(yuv, codec, crf)
 
 
-def test_frame_qp_reads_the_h264_quantiser(tmp_path: Path) -> None:
-    """The decoder's exported macroblock quantisers: near the CRF asked for, rising with it; none for HEVC
-    or a lossless source; ``scan`` stores them in the frame index."""
+def test_frame_qp_reads_the_h264_and_mpeg2_quantisers(tmp_path: Path) -> None:
+    """The decoder's exported macroblock quantisers: H.264 QP near the CRF asked for and rising with
+    it, MPEG-2 twice the fixed quantiser scale; none for HEVC or a lossless source; ``scan`` stores
+    them, with their scale, in the frame index."""
     frames = cut_frames(12, [], h=64, w=96)
     means = {}
     for crf in (18, 30, 42):
         qps = [media.frame_qp(f) for f in _roundtrip(frames, "libx264", crf)]
-        assert all(q is not None and 0 <= q <= 51 for q in qps)
-        means[crf] = float(np.mean([q for q in qps if q is not None]))
+        assert all(q is not None and q[0] == "h264" and 0 <= q[1] <= 51 for q in qps)
+        means[crf] = float(np.mean([q[1] for q in qps if q is not None]))
         assert abs(means[crf] - crf) < 8, means
     assert means[18] < means[30] < means[42]
+    for qscale in (3, 12):
+        series = media.qp_series([media.frame_qp(f) for f in _roundtrip(frames, "mpeg2video", qscale)])
+        assert series is not None and series[0] == "mpeg2" and np.allclose(series[1], 2 * qscale)
     assert {media.frame_qp(f) for f in _roundtrip(frames, "libx265", 30)} == {None}
     h264 = make_clip(tmp_path / "a.mp4", frames)  # libx264 CRF 12
     index, _, _ = media.scan(h264, media.probe(h264))
-    assert index.qp is not None and len(index.qp) == 12 and 5 < index.mean_qp(0, 12) < 20  # type: ignore[operator]
+    assert index.qp_codec == "h264" and index.qp is not None and len(index.qp) == 12
+    assert 5 < (index.mean_qp(0, 12) or 0) < 20
     assert index.mean_qp(3, 6) == pytest.approx(float(np.mean(index.qp[3:6])))
+    mpeg2 = make_clip(tmp_path / "m.ts", frames, codec="mpeg2video", time_base=Fraction(1, 25))
+    index, _, _ = media.scan(mpeg2, media.probe(mpeg2))
+    assert index.qp_codec == "mpeg2" and index.qp is not None and len(index.qp) == 12
     ffv1 = make_clip(tmp_path / "b.mkv", frames, codec="ffv1", pix_fmt="bgr0")
     index, _, _ = media.scan(ffv1, media.probe(ffv1))
-    assert index.qp is None and index.mean_qp(0, 12) is None
+    assert index.qp is None and index.qp_codec is None and index.mean_qp(0, 12) is None
+
+
+def test_qp_series_fills_gaps_and_refuses_mixed_or_sparse() -> None:
+    """MPEG-2's last flushed frame carries no quantiser: it gets the others' mean; a stream with more
+    than one frame and 10 % missing, or two scales, has no series."""
+    h = ("h264", 30.0)
+    assert media.qp_series([h, ("h264", 39.0), None, *[h] * 7]) == ("h264", [30.0, 39.0, 31.0, *[30.0] * 7])
+    assert media.qp_series([h, None, None, *[h] * 7]) is None
+    assert media.qp_series([h, ("mpeg2", 8.0), *[h] * 8]) is None
+    assert media.qp_series([]) is None
+    assert media.qp_series([("mpeg2", 8.0), None]) == ("mpeg2", [8.0, 8.0])

@@ -173,22 +173,30 @@ def test_deblock_auto_strength_follows_the_source_qp(
 
     assert ramp_strength(10.0, (16.0, 42.0)) == 0.0 and ramp_strength(50.0, (16.0, 42.0)) == 1.0
     assert ramp_strength(29.0, (16.0, 42.0)) == pytest.approx(0.5)
-    q0, q1 = QP_RAMPS["deblock", "1"]
+    q0, q1 = QP_RAMPS["deblock", "1", "h264"]
     rgb = np.asarray(Image.open(data / "images/classic5/barbara.bmp").convert("RGB"))[None, :96, :128]
     ctx = StageContext(backend=local)
     auto, full = build_stage("deblock", {"strength": "auto"}, ctx), build_stage("deblock", {}, ctx)
-    assert auto.describe()["strength"] == "auto" and auto.describe()["qp_ramp"] == [q0, q1]
-    auto.adapt(q0 - 1.0)
+    assert auto.describe()["strength"] == "auto" and auto.describe()["qp_ramps"]["h264"] == [q0, q1]
+    assert set(auto.describe()["qp_ramps"]) == {"h264", "mpeg2"}  # type: ignore[arg-type]
+    auto.adapt(q0 - 1.0, "h264")
     assert auto.describe()["strength"] == 0.0 and np.array_equal(auto.process(rgb), rgb)
-    auto.adapt(q1 + 1.0)
+    auto.adapt(q1 + 1.0, "h264")
     assert auto.describe()["source_qp"] == q1 + 1.0 and np.array_equal(auto.process(rgb), full.process(rgb))
-    auto.adapt((q0 + q1) / 2)
+    auto.adapt((q0 + q1) / 2, "h264")
     half = auto.process(rgb).astype(np.int16)
     assert auto.describe()["strength"] == pytest.approx(0.5)
     assert 0 < np.abs(half - rgb).mean() < np.abs(full.process(rgb).astype(np.int16) - rgb).mean()
+    m0, m1 = QP_RAMPS["deblock", "1", "mpeg2"]
+    auto.adapt(m0 - 0.5, "mpeg2")  # the other codec's scale, its own ramp
+    assert auto.describe()["strength"] == 0.0 and auto.describe()["source_qp_codec"] == "mpeg2"
+    auto.adapt((m0 + m1) / 2, "mpeg2")
+    assert auto.describe()["strength"] == pytest.approx(0.5)
     with caplog.at_level("WARNING", logger="restora.stages.deblock"):
         auto.adapt(None)
-    assert auto.describe()["strength"] == 1.0 and "no H.264 QP" in caplog.text
+    assert auto.describe()["strength"] == 1.0 and "no calibrated quantiser" in caplog.text
+    auto.adapt(30.0, "vp9")  # a scale without a ramp: full strength too
+    assert auto.describe()["strength"] == 1.0
     with pytest.raises(ConfigError, match="no QP calibration for model denoise"):
         build_stage("deblock", {"model": "denoise", "strength": "auto"}, ctx)
     with pytest.raises(ConfigError, match="strength must be a number"):
@@ -254,7 +262,9 @@ def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest
     assert rows["JPEG q=10"]["model"] > rows["JPEG q=10"]["best_blur"] + 0.4 > rows["JPEG q=10"]["input"] + 0.4
     rows = {(x["set"].split()[0], x["degradation"]): x for x in r["deblock"]["rows"]}
     assert {c for c, _ in rows} == {"classic5", "cars", "foreman"}
-    heavy = [x for (_, k), x in rows.items() if not k.startswith("H.264 CRF") or int(k.split()[-1]) >= 35]
+    heavy = [
+        x for (_, k), x in rows.items() if k.startswith("JPEG") or (k.startswith("H.264") and int(k.split()[-1]) >= 35)
+    ]
     assert len(heavy) == 10 and all(x["gain"] > 0.1 for x in heavy)
     for clip in ("cars", "foreman"):  # light encodes: near-neutral at CRF 30; at 25 texture goes (README says so)
         assert rows[clip, "H.264 CRF 30"]["gain"] > -0.15 and rows[clip, "H.264 CRF 25"]["gain"] > -1.2
@@ -263,6 +273,11 @@ def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest
     for x in coded:  # strength=auto (from the encode's QP): a gain at every CRF, never below full strength
         assert x["gain_auto"] > 0.05 and x["gain_auto"] > x["gain"] - 0.02, x
     assert rows["cars", "H.264 CRF 20"]["strength_auto"] < 0.5 and rows["cars", "H.264 CRF 45"]["strength_auto"] == 1
+    mpeg2 = [x for (_, k), x in rows.items() if k.startswith("MPEG-2")]
+    assert len(mpeg2) == 10 and rows["cars", "MPEG-2 q=2"]["gain"] < -1.0  # the blind model on a near-lossless source
+    for x in mpeg2:  # and auto on MPEG-2's own quantiser: never a loss, never below full strength
+        assert x["qp_codec"] == "mpeg2" and x["gain_auto"] > -0.02 and x["gain_auto"] > x["gain"] - 0.02, x
+    assert rows["cars", "MPEG-2 q=31"]["gain_auto"] > 0.3
     noise = {x["degradation"]: x for x in r["denoise"]["rows"]}
     assert abs(noise["gaussian sigma=25"]["input"] - 20.26) < 0.05  # seeded: the same noisy input every run
     assert all(x["model"] > x["best_blur"] + 1.0 for x in noise.values()), "denoise beats every blur by > 1 dB"
@@ -459,5 +474,5 @@ def test_chunk_key_of_deblock_auto_follows_its_calibration(monkeypatch: pytest.M
     ctx = StageContext(backend=LocalOnnx(get_settings().models.repository))
     before = chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)])
     assert before == chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)])
-    monkeypatch.setitem(deblock.QP_RAMPS, ("deblock", "1"), (10.0, 40.0))
+    monkeypatch.setitem(deblock.QP_RAMPS, ("deblock", "1", "mpeg2"), (10.0, 40.0))
     assert chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)]) != before

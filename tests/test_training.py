@@ -91,14 +91,18 @@ def test_calibrate_deblock_recipe_smoke(tmp_path: Path) -> None:
     """QP ramp fitted on 2 frames per training clip at 2 CRFs, scored on one held-out encode."""
     from training import calibrate_deblock
 
-    calibrate_deblock.main(["--frames", "2", "--fit-crfs", "20,44", "--test-crfs", "40", "--test-clips", "foreman",
+    calibrate_deblock.main(["--frames", "2", "--fit-levels", "20,44", "--test-levels", "40", "--test-clips", "foreman",
                             "--out", str(tmp_path)])  # fmt: skip
     c = json.loads((tmp_path / "calibration.json").read_text())
     q0, q1 = c["ramp"]
-    assert 0 <= q0 < q1 and c["fit_frames"] == 2 * 2 * 4
+    assert 0 <= q0 < q1 and c["fit_frames"] == 2 * 2 * 4 and c["codec"] == "h264"
     (row,) = c["held_out"]
     assert row["clip"] == "foreman" and 35 < row["mean_qp"] < 51 and 0 <= row["strength"] <= 1
     assert row["gain_auto"] > 0  # the ramp never makes it worse than the input at a heavy encode
+    calibrate_deblock.main(["--codec", "mpeg2", "--frames", "2", "--fit-levels", "2,31", "--test-levels", "31",
+                            "--test-clips", "foreman", "--out", str(tmp_path / "m")])  # fmt: skip
+    c = json.loads((tmp_path / "m/calibration.json").read_text())
+    assert c["codec"] == "mpeg2" and c["held_out"][0]["mean_qp"] == pytest.approx(62.0)
 
 
 def test_deblock_batches_compress_images_afresh() -> None:

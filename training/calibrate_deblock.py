@@ -13,7 +13,11 @@ held-out raw clips (``cars``, ``foreman``; never used in the fit) at CRF 16-45, 
 from its mean QP, as the pipeline does per chunk. The ramp it prints goes into
 ``restora.stages.deblock.QP_RAMPS`` for the model version it was fitted to.
 
+MPEG-2 (``--codec mpeg2``, archives, DVB, DVD) is calibrated the same way on the quantiser FFmpeg's
+MPEG-2 decoder exports, with the training clips encoded at fixed quantiser scales 2-31.
+
     python -m training.calibrate_deblock --out training/runs/deblock_qp
+    python -m training.calibrate_deblock --codec mpeg2 --out training/runs/deblock_qp_mpeg2
 """
 
 from __future__ import annotations
@@ -34,8 +38,12 @@ from restora.stages.deblock import Deblock, ramp_strength
 from training.degrade import resize
 from training.train_deblock import DATA, VIDEOS
 
-FIT_CRFS = (16, 20, 24, 28, 32, 36, 40, 44)
-TEST_CRFS = (16, 20, 25, 30, 35, 40, 45)
+# per codec: (encoder, levels of the training re-encodes, levels of the held-out encodes); the level
+# is libx264's CRF or MPEG-2's fixed quantiser scale (restora.media.codec_roundtrip)
+CODECS = {
+    "h264": ("libx264", (16, 20, 24, 28, 32, 36, 40, 44), (16, 20, 25, 30, 35, 40, 45)),
+    "mpeg2": ("mpeg2video", (2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 31), (2, 4, 8, 16, 31)),
+}
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]  # I420 (y, u, v) uint8
 
 
@@ -58,7 +66,7 @@ def frame_terms(stage: Deblock, clean: np.ndarray, coded: np.ndarray) -> tuple[f
 def fit_ramp(qp: np.ndarray, er: np.ndarray, rr: np.ndarray) -> tuple[float, float]:
     """``(q0, q1)`` of the ramp minimising ``sum(rr * s^2 - 2 * er * s)`` over frames (grid, 0.25 QP)."""
     best, arg = np.inf, (0.0, 1.0)
-    grid = np.arange(0.0, 60.0, 0.25)
+    grid = np.arange(0.0, 64.0, 0.25)
     for q0 in grid:
         for q1 in grid[grid > q0]:
             s = np.clip((qp - q0) / (q1 - q0), 0.0, 1.0)
@@ -88,33 +96,36 @@ def _ints(value: str) -> tuple[int, ...]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.calibrate_deblock")
     ap.add_argument("--frames", type=int, default=40, help="frames per training clip")
-    ap.add_argument("--fit-crfs", type=_ints, default=FIT_CRFS, help="CRFs of the training re-encodes (comma list)")
-    ap.add_argument("--test-crfs", type=_ints, default=TEST_CRFS, help="CRFs of the held-out encodes (comma list)")
+    ap.add_argument("--codec", choices=sorted(CODECS), default="h264", help="whose quantiser the ramp reads")
+    ap.add_argument("--fit-levels", type=_ints, default=None, help="CRFs / quantiser scales of the training encodes")
+    ap.add_argument("--test-levels", type=_ints, default=None, help="CRFs / quantiser scales of the held-out encodes")
     ap.add_argument("--test-clips", type=lambda v: tuple(v.split(",")), default=tuple(RAW_CLIPS))
     ap.add_argument("--repository", type=Path, default=Path(__file__).resolve().parents[1] / "triton_models")
     ap.add_argument("--model", default="deblock")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
+    encoder, fit_levels, test_levels = CODECS[a.codec]
+    fit_levels, test_levels = a.fit_levels or fit_levels, a.test_levels or test_levels
     backend = LocalOnnx(a.repository, threads=2)
     stage = Deblock(StageContext(backend=backend), model=a.model)
     points: list[tuple[float, float, float]] = []  # (qp, <e, r>, |r|^2) per frame
     for rel in VIDEOS:
         planes = clip_frames(rel, a.frames)
-        for crf in a.fit_crfs:
-            for (clean, _, _), (coded, qp) in zip(planes, coded_i420(planes, crf), strict=True):
+        for level in fit_levels:
+            for (clean, _, _), (coded, qp) in zip(planes, coded_i420(planes, level, encoder), strict=True):
                 er, rr, _ = frame_terms(stage, clean, coded)
                 points.append((qp, er, rr))
-        print(f"{rel}: {len(planes)} frames x {len(a.fit_crfs)} CRFs", flush=True)
+        print(f"{rel}: {len(planes)} frames x {len(fit_levels)} {a.codec} levels", flush=True)
     arr = np.array(points)
     q0, q1 = fit_ramp(arr[:, 0], arr[:, 1], arr[:, 2])
-    print(f"ramp: strength 0 at QP <= {q0:g}, 1 at QP >= {q1:g}", flush=True)
+    print(f"{a.codec} ramp: strength 0 at quantiser <= {q0:g}, 1 at >= {q1:g}", flush=True)
 
     rows: list[dict[str, Any]] = []
     for clip in a.test_clips:
         planes = raw_i420(a.data, clip)
-        for crf in a.test_crfs:
-            encoded = coded_i420(planes, crf)
+        for level in test_levels:
+            encoded = coded_i420(planes, level, encoder)
             qp = float(np.mean([q for _, q in encoded]))
             s = ramp_strength(qp, (q0, q1))
             terms = [frame_terms(stage, c[0], d) for c, (d, _) in zip(planes, encoded, strict=True)]
@@ -122,15 +133,15 @@ def main(argv: list[str] | None = None) -> None:
             ee = sum(t[2] for t in terms)
             full = ee - 2 * sum(t[0] for t in terms) + sum(t[1] for t in terms)
             auto = ee - 2 * s * sum(t[0] for t in terms) + s * s * sum(t[1] for t in terms)
-            row = {"clip": clip, "crf": crf, "mean_qp": round(qp, 2), "strength": round(s, 3),
+            row = {"clip": clip, "codec": a.codec, "level": level, "mean_qp": round(qp, 2), "strength": round(s, 3),
                    "input": psnr_from(ee, px), "gain_full": psnr_from(full, px) - psnr_from(ee, px),
                    "gain_auto": psnr_from(auto, px) - psnr_from(ee, px)}  # fmt: skip
             rows.append(row)
-            print(f"{clip:8s} CRF {crf} QP {qp:5.2f} strength {s:.2f}: input {row['input']:.2f} dB, "
-                  f"gain full {row['gain_full']:+.2f}, auto {row['gain_auto']:+.2f}", flush=True)  # fmt: skip
+            print(f"{clip:8s} {a.codec} level {level} quantiser {qp:5.2f} strength {s:.2f}: input {row['input']:.2f}"
+                  f" dB, gain full {row['gain_full']:+.2f}, auto {row['gain_auto']:+.2f}", flush=True)  # fmt: skip
     a.out.mkdir(parents=True, exist_ok=True)
     result = {"model": a.model, "model_version": backend.model_info(a.model).version, "ramp": [q0, q1],
-              "fit_frames": len(points), "fit_crfs": a.fit_crfs, "held_out": rows}  # fmt: skip
+              "codec": a.codec, "fit_frames": len(points), "fit_levels": fit_levels, "held_out": rows}  # fmt: skip
     (a.out / "calibration.json").write_text(json.dumps(result, indent=2))
 
 

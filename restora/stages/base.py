@@ -49,9 +49,10 @@ class Stage:
         streams every frame to it with that many neighbours, across decode batches and chunks of a shot."""
         return 0
 
-    def adapt(self, source_qp: float | None) -> None:
-        """Called before each chunk with the mean H.264 QP of its source frames (None: the source
-        carries none). Stages whose settings follow the source's compression override it."""
+    def adapt(self, source_qp: float | None, qp_codec: str | None = None) -> None:
+        """Called before each chunk with the mean quantiser of its source frames on ``qp_codec``'s
+        scale (``restora.media.QP_CODECS``; None: the source carries none). Stages whose settings
+        follow the source's compression override it."""
 
     def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """``(T, H, W, 3)`` uint8 RGB -> ``(T, H*scale, W*scale, 3)`` uint8 RGB."""

@@ -4,11 +4,11 @@ The model (trained by ``training/train_deblock.py`` on grayscale JPEG and real H
 re-encodes of video, see ``triton_models/deblock/README.md``) removes blocking, ringing and
 mosquito noise from Y.
 
-``strength="auto"`` sets the blend from the source's own H.264 quantiser: the pipeline hands each
-chunk's mean QP (``restora.media.FrameIndex.mean_qp``) to :meth:`Deblock.adapt`, and the strength
-follows the ramp fitted for the model version by ``training/calibrate_deblock.py``
-(:data:`QP_RAMPS`): nothing on lightly compressed sources, where a blind model removes texture,
-full strength on heavily compressed ones.
+``strength="auto"`` sets the blend from the source's own quantiser: the pipeline hands each
+chunk's mean H.264 QP or MPEG-2 quantiser (``restora.media.FrameIndex.mean_qp``) to
+:meth:`Deblock.adapt`, and the strength follows the ramp fitted for the model version and that codec
+by ``training/calibrate_deblock.py`` (:data:`QP_RAMPS`): nothing on lightly compressed sources,
+where a blind model removes texture, full strength on heavily compressed ones.
 """
 
 from __future__ import annotations
@@ -22,23 +22,26 @@ from restora.stages.luma import LumaRestoreStage
 
 log = logging.getLogger(__name__)
 
-# (model, version) -> (q0, q1): strength 0 at mean H.264 QP <= q0, 1 at >= q1, linear between.
+# (model, version, codec) -> (q0, q1): strength 0 at a mean quantiser <= q0, 1 at >= q1, linear between,
+# on the codec's scale (``restora.media.QP_CODECS``: H.264 QP 0-51, MPEG-2 2-62).
 # Fitted by ``make calibrate-deblock`` (``training/calibrate_deblock.py``) on the training clips; its
 # held-out scores are the ``strength=auto`` column of ``make eval`` (README). Re-fit after re-training.
-QP_RAMPS: dict[tuple[str, str], tuple[float, float]] = {
-    ("deblock", "1"): (16.5, 42.5),
+QP_RAMPS: dict[tuple[str, str, str], tuple[float, float]] = {
+    ("deblock", "1", "h264"): (16.5, 42.5),
+    ("deblock", "1", "mpeg2"): (0.0, 25.75),
 }
 
 
 def ramp_strength(qp: float, ramp: tuple[float, float]) -> float:
-    """Blend strength in [0, 1] for a mean H.264 QP (0-51) on the ramp ``(q0, q1)``."""
+    """Blend strength in [0, 1] for a mean quantiser on the ramp ``(q0, q1)``."""
     q0, q1 = ramp
     return min(1.0, max(0.0, (qp - q0) / (q1 - q0)))
 
 
 class Deblock(LumaRestoreStage):
     """Remove compression artifacts at the same size with the ``deblock`` model (``strength`` in
-    [0, 1], or ``"auto"``: from the source's H.264 QP, full strength when the source has none)."""
+    [0, 1], or ``"auto"``: from the source's H.264 / MPEG-2 quantiser, full strength when the source
+    has none)."""
 
     type: ClassVar[str] = "deblock"
     default_model: ClassVar[str] = "deblock"
@@ -47,34 +50,42 @@ class Deblock(LumaRestoreStage):
         self.auto = strength == "auto"
         super().__init__(ctx, model, 1.0 if self.auto else strength)  # type: ignore[arg-type]
         self.source_qp: float | None = None
+        self.source_qp_codec: str | None = None
         self.adapted = self.warned = False
-        self.ramp: tuple[float, float] | None = None
+        self.ramps: dict[str, tuple[float, float]] = {}
         if self.auto:
             version = ctx.backend.model_info(self.model or "").version
-            self.ramp = QP_RAMPS.get((self.model or "", version))
-            if self.ramp is None:
+            self.ramps = {c: r for (m, v, c), r in QP_RAMPS.items() if (m, v) == (self.model, version)}
+            if not self.ramps:
                 raise ConfigError(
                     f"deblock strength=auto has no QP calibration for model {self.model} v{version} "
-                    f"(calibrated: {', '.join(f'{m} v{v}' for m, v in QP_RAMPS)}; run training/calibrate_deblock.py)"
+                    f"(calibrated: {', '.join(sorted({f'{m} v{v}' for m, v, _ in QP_RAMPS}))}; "
+                    "run training/calibrate_deblock.py)"
                 )
 
-    def adapt(self, source_qp: float | None) -> None:
-        """With ``strength="auto"``, set the strength from the mean H.264 QP of the frames about to
-        come (None: the source carries no QP; full strength, as the model was trained)."""
-        if not self.auto or self.ramp is None:
+    def adapt(self, source_qp: float | None, qp_codec: str | None = None) -> None:
+        """With ``strength="auto"``, set the strength from the mean quantiser of the frames about to
+        come on ``qp_codec``'s scale (None, or a codec without a calibrated ramp: full strength, as
+        the model was trained, with one warning)."""
+        if not self.auto:
             return
-        self.source_qp, self.adapted = source_qp, True
-        if source_qp is None:
+        self.source_qp, self.source_qp_codec, self.adapted = source_qp, qp_codec, True
+        ramp = self.ramps.get(qp_codec or "")
+        if source_qp is None or ramp is None:
             if not self.warned:
-                log.warning("deblock strength=auto: the source carries no H.264 QP; using full strength")
+                log.warning(
+                    "deblock strength=auto: the source carries no calibrated quantiser (%s); using full strength",
+                    qp_codec or "none exported",
+                )
                 self.warned = True
             self.strength = 1.0
         else:
-            self.strength = ramp_strength(source_qp, self.ramp)
+            self.strength = ramp_strength(source_qp, ramp)
 
     def describe(self) -> dict[str, object]:
         d = super().describe()
         if self.auto:  # "auto" until adapted to a chunk, then the strength in use
             d.update(strength=self.strength if self.adapted else "auto", strength_mode="auto",
-                     source_qp=self.source_qp, qp_ramp=list(self.ramp or ()))  # fmt: skip
+                     source_qp=self.source_qp, source_qp_codec=self.source_qp_codec,
+                     qp_ramps={c: list(r) for c, r in sorted(self.ramps.items())})  # fmt: skip
         return d
