@@ -139,7 +139,7 @@ class FrameIndex:
     time_base: Fraction
     has_pts: bool
     qp: list[float] | None = None  # mean quantiser of each frame (:func:`frame_qp`); None: not exported
-    qp_codec: str | None = None  # whose quantiser scale ``qp`` is on: "h264" (QP 0-51) or "mpeg2"
+    qp_codec: str | None = None  # whose quantiser ``qp`` is: "h264" (QP 0-51), "mpeg2" (2-62), "mpeg4", ...
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -446,6 +446,10 @@ def scan(
         pts = [round(i * step) for i in range(len(pts))]
     digest = sha256_file(p)
     series = qp_series(qps)
+    if series and series[0] == "mpeg2" and info.video.codec not in ("mpeg2video", "mpeg1video"):
+        # FFmpeg's MPEG-4 Part 2 / H.263 decoders share the MPEG-2 code and export the same kind of
+        # quantiser: keep it under the stream's own codec name, which has no calibrated ramp
+        series = (info.video.codec, series[1])
     index = FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts,
                        qp=series[1] if series else None, qp_codec=series[0] if series else None)  # fmt: skip
     return index, np.stack(thumbs), digest
