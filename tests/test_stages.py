@@ -178,6 +178,7 @@ def test_deblock_auto_strength_follows_the_source_qp(
     ctx = StageContext(backend=local)
     auto, full = build_stage("deblock", {"strength": "auto"}, ctx), build_stage("deblock", {}, ctx)
     assert auto.describe()["strength"] == "auto" and auto.describe()["qp_ramps"]["h264"] == [q0, q1]
+    assert "source_qp" not in auto.describe()  # not adapted to any chunk yet
     assert set(auto.describe()["qp_ramps"]) == {"h264", "mpeg2"}  # type: ignore[arg-type]
     auto.adapt(q0 - 1.0, "h264")
     assert auto.describe()["strength"] == 0.0 and np.array_equal(auto.process(rgb), rgb)

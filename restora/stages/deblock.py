@@ -85,7 +85,9 @@ class Deblock(LumaRestoreStage):
     def describe(self) -> dict[str, object]:
         d = super().describe()
         if self.auto:  # "auto" until adapted to a chunk, then the strength in use
-            d.update(strength=self.strength if self.adapted else "auto", strength_mode="auto",
-                     source_qp=self.source_qp, source_qp_codec=self.source_qp_codec,
-                     qp_ramps={c: list(r) for c, r in sorted(self.ramps.items())})  # fmt: skip
+            d.update(
+                strength="auto", strength_mode="auto", qp_ramps={c: list(r) for c, r in sorted(self.ramps.items())}
+            )
+            if self.adapted:  # the strength in use and the quantiser it follows (per chunk: spans, report chunks)
+                d.update(strength=self.strength, source_qp=self.source_qp, source_qp_codec=self.source_qp_codec)
         return d
