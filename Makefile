@@ -91,9 +91,10 @@ train-deblock: install  ## deblock: 9000 iterations from scratch, then three con
 	  --description "compression-artifact removal (blocking, ringing, mosquito noise) on luma, same size; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 30-46, later stages 24-46 and 16-46"
 	$(MAKE) calibrate-deblock
 
-calibrate-deblock: install  ## deblock:strength=auto: fit the quantiser -> strength ramps (H.264, MPEG-2) on the training clips (~4 min); copy the printed ramps into restora/stages/deblock.py QP_RAMPS
+calibrate-deblock: install  ## deblock:strength=auto: fit the quantiser -> strength ramps (H.264, MPEG-2, MPEG-4 Part 2) on the training clips (~10 min); copy the printed ramps into restora/stages/deblock.py QP_RAMPS
 	$(PY) -m training.calibrate_deblock --out training/runs/deblock_qp
 	$(PY) -m training.calibrate_deblock --codec mpeg2 --out training/runs/deblock_qp_mpeg2
+	$(PY) -m training.calibrate_deblock --codec mpeg4 --out training/runs/deblock_qp_mpeg4
 
 train-denoise: install  ## denoise
 	$(PY) -m training.train_denoise --iters 6000 --blocks 8 --eval-every 2000 --out training/runs/denoise

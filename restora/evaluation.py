@@ -7,7 +7,7 @@
 * Artifact removal (:func:`evaluate_deblock`): ``classic5`` grayscale JPEG at q=10/20/30/40 (the
   ARCNN/DnCNN protocol) and the ``cars`` clip (raw I420 truth) encoded by libx264 at CRF
   20/25/30/35/40/45 (at 20-30 little is left to remove: a good model does no harm there) and by
-  MPEG-2 at quantiser scales 2-31, and the same for the raw QCIF ``foreman`` frames (a second
+  MPEG-2 and MPEG-4 Part 2 at quantiser scales 2-31, and the same for the raw QCIF ``foreman`` frames (a second
   held-out clip), PSNR/SSIM of the luma before and after ``Deblock.restore_luma`` at full strength
   and, on the video rows, with ``strength="auto"``, and the best of five Gaussian blurs as the
   trivial baseline.
@@ -198,18 +198,19 @@ def _score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> dict[str
 
 
 ARTIFACT_CRFS = (25, 30, 35, 40, 45)  # libx264 CRFs of the video rows: light (no harm expected) to heavy
-MPEG2_QSCALES = (2, 4, 8, 16, 31)  # MPEG-2 fixed quantiser scales of the archive rows: near-lossless to worst
+ARCHIVE_QSCALES = (2, 4, 8, 16, 31)  # fixed quantiser scales of the MPEG-2 / MPEG-4 Part 2 rows: near-lossless to worst
 
 
 def artifact_pairs(
     data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
-    clips: tuple[str, ...] = tuple(RAW_CLIPS), mpeg2: tuple[int, ...] = (),
+    clips: tuple[str, ...] = tuple(RAW_CLIPS), mpeg2: tuple[int, ...] = (), mpeg4: tuple[int, ...] = (),
 ) -> Iterator[tuple[str, str, list[tuple[np.ndarray, np.ndarray]], float | None, str | None]]:  # fmt: skip
     """``(set, degradation, [(clean, degraded) (H, W) uint8 luma], mean quantiser, its codec)``:
     classic5 grayscale JPEG at ``qualities`` (no quantiser), then the raw ``clips``
-    (:data:`RAW_CLIPS`) through libx264 at ``crfs`` and MPEG-2 at the quantiser scales ``mpeg2`` (one
-    encode each; ``set`` names the clip and its size, ``"cars 320x240"``; the mean quantiser of the
-    encode's frames, ``"h264"`` or ``"mpeg2"`` scale, is what the pipeline hands a chunk's stages)."""
+    (:data:`RAW_CLIPS`) through libx264 at ``crfs``, MPEG-2 and MPEG-4 Part 2 at the quantiser scales
+    ``mpeg2`` / ``mpeg4`` (one encode each; ``set`` names the clip and its size, ``"cars 320x240"``;
+    the mean quantiser of the encode's frames and its codec, ``"h264"``, ``"mpeg2"`` or ``"mpeg4"``,
+    are what the pipeline hands a chunk's stages)."""
     classic5 = [np.asarray(Image.open(p).convert("L")) for p in sorted((data / "images/classic5").glob("*.bmp"))]
     for q in qualities:
         yield "classic5", f"JPEG q={q}", [(c, jpeg_gray(c, q)) for c in classic5], None, None
@@ -219,6 +220,7 @@ def artifact_pairs(
         for codec, levels, name, kind in (
             ("libx264", crfs, "H.264 CRF {}", "h264"),
             ("mpeg2video", mpeg2, "MPEG-2 q={}", "mpeg2"),
+            ("mpeg4", mpeg4, "MPEG-4 q={}", "mpeg4"),
         ):
             for level in levels:
                 coded = coded_i420(frames, level, codec)
@@ -241,6 +243,7 @@ def _restore_luma_8bit(stage: LumaRestoreStage, d: np.ndarray) -> np.ndarray:
 def artifact_rows(
     restore: Any, data: Path, qualities: tuple[int, ...] = (10, 20, 30, 40), crfs: tuple[int, ...] = ARTIFACT_CRFS,
     clips: tuple[str, ...] = tuple(RAW_CLIPS), auto: Deblock | None = None, mpeg2: tuple[int, ...] = (),
+    mpeg4: tuple[int, ...] = (),
 ) -> list[dict[str, Any]]:  # fmt: skip
     """:func:`artifact_pairs` scored for ``restore`` (``(H, W)`` uint8 luma -> ``(H, W)`` float luma on
     the 8-bit scale); one row each, with the published JPEG table where there is one. With ``auto``
@@ -248,7 +251,7 @@ def artifact_rows(
     ``auto.adapt(mean quantiser, codec)``, as the pipeline runs it: ``mean_qp``, ``qp_codec``,
     ``strength_auto``, ``model_auto``, ``ssim_auto``, ``gain_auto``."""
     rows = []
-    for name, deg, pairs, qp, qp_codec in artifact_pairs(data, qualities, crfs, clips, mpeg2):
+    for name, deg, pairs, qp, qp_codec in artifact_pairs(data, qualities, crfs, clips, mpeg2, mpeg4):
         q = int(deg.split("=")[-1]) if deg.startswith("JPEG") else None
         published = PUBLISHED_JPEG.get(q, {}) if q is not None else {}
         scores = _score(pairs, restore)
@@ -313,7 +316,7 @@ def evaluate_deblock(backend: InferenceBackend, data: Path, model: str = "debloc
     crfs = (20, *ARTIFACT_CRFS)  # CRF 20 too: where a blind model harms most and strength=auto should not
 
     def rows(restore: Any, d: Path) -> list[dict[str, Any]]:
-        return artifact_rows(restore, d, crfs=crfs, auto=auto, mpeg2=MPEG2_QSCALES)
+        return artifact_rows(restore, d, crfs=crfs, auto=auto, mpeg2=ARCHIVE_QSCALES, mpeg4=ARCHIVE_QSCALES)
 
     return _evaluate_luma(backend, data, stage, "Artifact removal", rows)
 

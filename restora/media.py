@@ -139,7 +139,7 @@ class FrameIndex:
     time_base: Fraction
     has_pts: bool
     qp: list[float] | None = None  # mean quantiser of each frame (:func:`frame_qp`); None: not exported
-    qp_codec: str | None = None  # whose quantiser ``qp`` is: "h264" (QP 0-51), "mpeg2" (2-62), "mpeg4", ...
+    qp_codec: str | None = None  # whose quantiser ``qp`` is: "h264" (QP 0-51), "mpeg2", "mpeg4" (2-62), ...
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -446,9 +446,10 @@ def scan(
         pts = [round(i * step) for i in range(len(pts))]
     digest = sha256_file(p)
     series = qp_series(qps)
-    if series and series[0] == "mpeg2" and info.video.codec not in ("mpeg2video", "mpeg1video"):
-        # FFmpeg's MPEG-4 Part 2 / H.263 decoders share the MPEG-2 code and export the same kind of
-        # quantiser: keep it under the stream's own codec name, which has no calibrated ramp
+    if series and series[0] == "mpeg2" and info.video.codec != "mpeg2video":
+        # FFmpeg's MPEG-1, MPEG-4 Part 2 and H.263 decoders share the MPEG-2 code and export the same
+        # kind of quantiser: keep it under the stream's own codec name ("mpeg4": its own ramp; the
+        # others, not calibrated: none)
         series = (info.video.codec, series[1])
     index = FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts,
                        qp=series[1] if series else None, qp_codec=series[0] if series else None)  # fmt: skip
@@ -854,10 +855,10 @@ def codec_roundtrip(
 
     Args:
         frames: ``yuv420p`` frames of one even size (``av.VideoFrame``).
-        codec: ``libx264`` (H.264), ``libx265`` (HEVC) or ``mpeg2video`` (MPEG-2, GOP 12 with 2
-            B-frames, as broadcast and DVD).
-        crf: constant rate factor (higher = worse); for ``mpeg2video`` the fixed quantiser scale
-            (1-31); ignored when ``bitrate`` is set.
+        codec: ``libx264`` (H.264), ``libx265`` (HEVC), ``mpeg2video`` (MPEG-2, GOP 12 with 2
+            B-frames, as broadcast and DVD) or ``mpeg4`` (MPEG-4 Part 2, as DivX/Xvid, same GOP).
+        crf: constant rate factor (higher = worse); for ``mpeg2video`` and ``mpeg4`` the fixed
+            quantiser scale (1-31); ignored when ``bitrate`` is set.
         bitrate: target bits/s instead of CRF.
         preset: encoder speed preset (x264/x265).
         rate: frame rate the encoder assumes (rate control depends on it with ``bitrate``).
@@ -869,7 +870,7 @@ def codec_roundtrip(
     Raises:
         ConfigError: an unknown codec. RuntimeError: the decoder returned another frame count.
     """
-    formats = {"libx264": "h264", "libx265": "hevc", "mpeg2video": "mpeg2video"}
+    formats = {"libx264": "h264", "libx265": "hevc", "mpeg2video": "mpeg2video", "mpeg4": "m4v"}
     if codec not in formats:
         raise ConfigError(f"codec must be one of {sorted(formats)}, not {codec!r}")
     buf = io.BytesIO()
@@ -877,10 +878,11 @@ def codec_roundtrip(
         vs = cast(VideoStream, out.add_stream(codec, rate=rate))
         vs.width, vs.height, vs.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
         vs.time_base = Fraction(1, rate)
-        opts = {"preset": preset} if codec != "mpeg2video" else {"g": "12", "bf": "2"}
+        fixed_q = codec in ("mpeg2video", "mpeg4")
+        opts = {"g": "12", "bf": "2"} if fixed_q else {"preset": preset}
         if bitrate:
             vs.codec_context.bit_rate = int(bitrate)
-        elif codec == "mpeg2video":  # constant quantiser: qmin = qmax, rate control out of the way
+        elif fixed_q:  # constant quantiser: qmin = qmax, rate control out of the way
             opts.update(qmin=str(int(crf or 2)), qmax=str(int(crf or 2)))
             vs.codec_context.bit_rate = 100_000_000
         else:

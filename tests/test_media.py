@@ -206,7 +206,7 @@ def test_frame_qp_reads_the_h264_and_mpeg2_quantisers(tmp_path: Path) -> None:
     assert index.qp_codec == "mpeg2" and index.qp is not None and len(index.qp) == 12
     mpeg4 = make_clip(tmp_path / "p.avi", frames, codec="mpeg4", time_base=Fraction(1, 25))
     index, _, _ = media.scan(mpeg4, media.probe(mpeg4))
-    assert index.qp_codec == "mpeg4" and index.qp is not None  # MPEG-2's scale, but its own name: no ramp
+    assert index.qp_codec == "mpeg4" and index.qp is not None  # MPEG-2's kind of quantiser, its own name and ramp
     ffv1 = make_clip(tmp_path / "b.mkv", frames, codec="ffv1", pix_fmt="bgr0")
     index, _, _ = media.scan(ffv1, media.probe(ffv1))
     assert index.qp is None and index.qp_codec is None and index.mean_qp(0, 12) is None

@@ -13,11 +13,14 @@ held-out raw clips (``cars``, ``foreman``; never used in the fit) at CRF 16-45, 
 from its mean QP, as the pipeline does per chunk. The ramp it prints goes into
 ``restora.stages.deblock.QP_RAMPS`` for the model version it was fitted to.
 
-MPEG-2 (``--codec mpeg2``, archives, DVB, DVD) is calibrated the same way on the quantiser FFmpeg's
-MPEG-2 decoder exports, with the training clips encoded at fixed quantiser scales 2-31.
+MPEG-2 (``--codec mpeg2``: archives, DVB, DVD) and MPEG-4 Part 2 (``--codec mpeg4``: DivX/Xvid
+digitisations) are calibrated the same way on the quantiser FFmpeg's decoders export (the same
+scale for both, separate ramps: the codecs quantise differently), with the training clips encoded
+at fixed quantiser scales 2-31.
 
     python -m training.calibrate_deblock --out training/runs/deblock_qp
     python -m training.calibrate_deblock --codec mpeg2 --out training/runs/deblock_qp_mpeg2
+    python -m training.calibrate_deblock --codec mpeg4 --out training/runs/deblock_qp_mpeg4
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from training.train_deblock import DATA, VIDEOS
 CODECS = {
     "h264": ("libx264", (16, 20, 24, 28, 32, 36, 40, 44), (16, 20, 25, 30, 35, 40, 45)),
     "mpeg2": ("mpeg2video", (2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 31), (2, 4, 8, 16, 31)),
+    "mpeg4": ("mpeg4", (2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 31), (2, 4, 8, 16, 31)),
 }
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]  # I420 (y, u, v) uint8
 

@@ -5,7 +5,7 @@ re-encodes of video, see ``triton_models/deblock/README.md``) removes blocking, 
 mosquito noise from Y.
 
 ``strength="auto"`` sets the blend from the source's own quantiser: the pipeline hands each
-chunk's mean H.264 QP or MPEG-2 quantiser (``restora.media.FrameIndex.mean_qp``) to
+chunk's mean H.264 QP or MPEG-2 / MPEG-4 Part 2 quantiser (``restora.media.FrameIndex.mean_qp``) to
 :meth:`Deblock.adapt`, and the strength follows the ramp fitted for the model version and that codec
 by ``training/calibrate_deblock.py`` (:data:`QP_RAMPS`): nothing on lightly compressed sources,
 where a blind model removes texture, full strength on heavily compressed ones.
@@ -23,12 +23,13 @@ from restora.stages.luma import LumaRestoreStage
 log = logging.getLogger(__name__)
 
 # (model, version, codec) -> (q0, q1): strength 0 at a mean quantiser <= q0, 1 at >= q1, linear between,
-# on the codec's scale (``restora.media.QP_CODECS``: H.264 QP 0-51, MPEG-2 2-62).
+# on the codec's scale (``restora.media.QP_CODECS``: H.264 QP 0-51; MPEG-2 and MPEG-4 Part 2 2-62).
 # Fitted by ``make calibrate-deblock`` (``training/calibrate_deblock.py``) on the training clips; its
 # held-out scores are the ``strength=auto`` column of ``make eval`` (README). Re-fit after re-training.
 QP_RAMPS: dict[tuple[str, str, str], tuple[float, float]] = {
     ("deblock", "1", "h264"): (16.5, 42.5),
     ("deblock", "1", "mpeg2"): (0.0, 25.75),
+    ("deblock", "1", "mpeg4"): (0.0, 25.0),
 }
 
 
@@ -40,7 +41,7 @@ def ramp_strength(qp: float, ramp: tuple[float, float]) -> float:
 
 class Deblock(LumaRestoreStage):
     """Remove compression artifacts at the same size with the ``deblock`` model (``strength`` in
-    [0, 1], or ``"auto"``: from the source's H.264 / MPEG-2 quantiser, full strength when the source
+    [0, 1], or ``"auto"``: from the source's H.264 / MPEG-2 / MPEG-4 quantiser, full strength when the source
     has none)."""
 
     type: ClassVar[str] = "deblock"
