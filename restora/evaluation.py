@@ -162,11 +162,6 @@ def coded_i420(
     return [(f.to_ndarray(format="yuv420p")[:h], q) for f, q in zip(dec, series[1], strict=True)]
 
 
-def encode_i420(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]], crf: int) -> list[np.ndarray]:
-    """:func:`coded_i420` without the QPs: the decoded Y planes."""
-    return [y for y, _ in coded_i420(frames, crf)]
-
-
 def _model_score(pairs: list[tuple[np.ndarray, np.ndarray]], restore: Any) -> tuple[float, float]:
     """Mean PSNR and SSIM of ``restore`` (output rounded to 8 bits) over (clean, degraded) uint8 pairs."""
     out = [np.rint(restore(d)) for _, d in pairs]
@@ -400,7 +395,7 @@ def joint_x2_cases(data: Path) -> list[dict[str, Any]]:
         (noisy(bicubic_down(y, 2), "gaussian", sigma, i), bicubic_down(u, 2), bicubic_down(v, 2))
         for i, (y, u, v) in enumerate(frames)
     ]
-    pairs = [(t[0], d) for t, d in zip(frames, encode_i420(small, crf), strict=True)]
+    pairs = [(t[0], d) for t, (d, _) in zip(frames, coded_i420(small, crf), strict=True)]
     cases.append({"set": "cars x2", "degradation": f"sigma={sigma:g} + H.264 CRF {crf}", "pairs": pairs})
     return cases
 
