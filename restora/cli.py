@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from restora.errors import ConfigError, RestoraError
 
 if TYPE_CHECKING:
+    from restora.media import HdrInfo
     from restora.spec import StageSpec
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
@@ -129,7 +130,14 @@ def cmd_restore(a: argparse.Namespace) -> int:
     stages_s = ", ".join(f"{k} {v['fps']:.2f} fps" for k, v in report["stages"].items())
     if not stages_s:
         stages_s = "no stage ran (all chunks reused)" if report["provenance"]["stages"] else "no stages"
+    hdr = report["signal"]["hdr"]["output"]
     print(f"output:  {result['output']}")
+    print(
+        f"video:   {out['codec']}{' ' + out['profile'] if out['profile'] else ''} {out['pix_fmt']}"
+        f"{', ' + hdr['format'].upper() if hdr else ''}"
+    )
+    if lost := report["signal"]["hdr"]["not_carried"]:
+        print(f"warning: the source's HDR {', '.join(lost)} could not be carried over")
     print(f"report:  {result['report']}")
     print(f"spans:   {result['spans']}")
     print(
@@ -139,6 +147,21 @@ def cmd_restore(a: argparse.Namespace) -> int:
         f"{time.monotonic() - t0:.1f}s total"
     )
     return EXIT_OK
+
+
+def describe_hdr(hdr: HdrInfo) -> str:
+    """One line: format, mastering display luminance and primaries, content light levels, dynamic metadata."""
+    parts = [hdr.format.upper()]
+    md = hdr.mastering_display
+    if md is not None:
+        points = (md.red, md.green, md.blue, md.white_point)
+        prim = ", ".join(f"{n} {p[0]:.4g},{p[1]:.4g}" for n, p in zip("RGBW", points, strict=True))
+        parts.append(f"mastering display {md.min_luminance:g}-{md.max_luminance:g} cd/m2 ({prim})")
+    if hdr.max_cll is not None:
+        parts.append(f"MaxCLL {hdr.max_cll} / MaxFALL {hdr.max_fall} cd/m2")
+    if hdr.dynamic:
+        parts.append(f"dynamic metadata: {', '.join(hdr.dynamic)}")
+    return "; ".join(parts)
 
 
 def cmd_probe(a: argparse.Namespace) -> int:
@@ -163,6 +186,8 @@ def cmd_probe(a: argparse.Namespace) -> int:
         f"color:      primaries {c['primaries']}, transfer {c['transfer']}, matrix {c['matrix']}, range {c['range']}"
         f"{' (inferred: untagged source)' if v.color.inferred else ''}"
     )
+    if v.hdr is not None:
+        print(f"hdr:        {describe_hdr(v.hdr)}")
     for s in info.audio:
         print(
             f"audio #{s.index}:   {s.codec} {s.sample_rate} Hz {s.channels} ch"
@@ -287,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. 'denoise,deblock:strength=0.5,sr' or 'sr:model=restore_joint_x2'",
     )
     r.add_argument("--triton", metavar="URL", help="Triton endpoint host:port (default: in-process ONNX Runtime)")
-    r.add_argument("--crf", type=float, default=16.0, help="libx264 CRF for lossy outputs (default 16)")
-    r.add_argument("--x264-preset", default="fast")
+    r.add_argument(
+        "--crf", type=float, default=16.0, help="CRF for lossy outputs: libx264, or libx265 for HDR (default 16)"
+    )
+    r.add_argument("--x264-preset", default="fast", help="x264 (x265 for HDR) speed preset (default fast)")
     r.add_argument("--chunk-frames", type=int, default=120, help="longest chunk of a shot (unit of resume)")
     r.add_argument("--workers", type=int, default=None, help="chunks restored concurrently")
     r.set_defaults(func=cmd_restore)

@@ -4,9 +4,12 @@ The loops follow PyAV's own examples: ``thread_type="AUTO"``, demux/decode, enco
 ``stream.encode()``, empty packets skipped when remuxing, explicit ``time_base``, source PTS kept
 (variable frame rate exists), consecutive decode failures capped.
 
-Frames leave this module as ``(H, W, 3)`` uint8 RGB arrays, converted from YUV with the source's
-own matrix and range (BT.709 for untagged HD, BT.601 for untagged SD), and go back to YUV with
-the same matrix, so a restore never shifts colors.
+Frames leave this module as ``(H, W, 3)`` RGB arrays, converted from YUV with the source's own
+matrix and range (BT.709 for untagged HD, BT.601 for untagged SD), and go back to YUV with the
+same matrix, so a restore never shifts colors. 8-bit sources give uint8; deeper ones (10-bit,
+HDR) give uint16 on the full 16-bit scale, so no 8-bit step ever bands a 10-bit gradient. HDR
+sources (PQ or HLG) keep their transfer and their static metadata (SMPTE ST 2086 mastering display,
+content light level), which the encoder writes back into the output's HEVC stream.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ import numpy.typing as npt
 from av.video.stream import VideoStream
 from pydantic import BaseModel
 
+from restora.color import Frames
 from restora.errors import ConfigError, InputError, UnsupportedInputError
 
 U8 = npt.NDArray[np.uint8]
 
 # ITU-T H.273 code points (what codec contexts and frames carry).
 PRI_BT709, PRI_UNSPEC, PRI_BT470BG, PRI_SMPTE170M, PRI_BT2020 = 1, 2, 5, 6, 9
-TRC_BT709, TRC_UNSPEC, TRC_SMPTE170M = 1, 2, 6
+TRC_BT709, TRC_UNSPEC, TRC_SMPTE170M, TRC_SMPTE2084, TRC_ARIB_STD_B67 = 1, 2, 6, 16, 18
+HDR_TRANSFERS = {TRC_SMPTE2084: "pq", TRC_ARIB_STD_B67: "hlg"}
 SPC_RGB, SPC_BT709, SPC_UNSPEC, SPC_BT470BG, SPC_SMPTE170M, SPC_BT2020NC = 0, 1, 2, 5, 6, 9
 RANGE_UNSPEC, RANGE_MPEG, RANGE_JPEG = 0, 1, 2
 
@@ -78,6 +83,95 @@ class ColorInfo(BaseModel):
         }
 
 
+class MasteringDisplay(BaseModel):
+    """SMPTE ST 2086 mastering display colour volume: CIE 1931 xy chromaticities of the display's
+    primaries and white point, and its luminance range in cd/m2."""
+
+    red: tuple[float, float]
+    green: tuple[float, float]
+    blue: tuple[float, float]
+    white_point: tuple[float, float]
+    min_luminance: float
+    max_luminance: float
+
+    def x265(self) -> str:
+        """As x265's ``master-display`` parameter (chromaticities in 0.00002, luminance in 0.0001 cd/m2)."""
+
+        def xy(p: tuple[float, float]) -> str:
+            return f"({round(p[0] * 50000)},{round(p[1] * 50000)})"
+
+        lum = f"L({round(self.max_luminance * 10000)},{round(self.min_luminance * 10000)})"
+        return f"G{xy(self.green)}B{xy(self.blue)}R{xy(self.red)}WP{xy(self.white_point)}{lum}"
+
+
+class HdrInfo(BaseModel):
+    """High-dynamic-range signalling of a stream: its transfer and static metadata.
+
+    ``format`` is ``"hdr10"`` (PQ, SMPTE ST 2084) or ``"hlg"`` (ARIB STD-B67). ``max_cll`` /
+    ``max_fall`` are the content light levels in cd/m2 (None: not signalled). ``dynamic`` names
+    dynamic metadata the source carries (``"hdr10+"``, ``"dolby-vision"``), which Restora does not
+    carry over: the output keeps the static metadata only.
+    """
+
+    format: str
+    mastering_display: MasteringDisplay | None = None
+    max_cll: int | None = None
+    max_fall: int | None = None
+    dynamic: list[str] = []
+
+    def x265_params(self) -> list[str]:
+        """x265 parameters that signal this metadata in the encoded stream (SEI)."""
+        out = ["hdr10=1", "hdr10-opt=1"] if self.format == "hdr10" else []
+        if self.mastering_display is not None:
+            out.append(f"master-display={self.mastering_display.x265()}")
+        if self.max_cll is not None or self.max_fall is not None:
+            out.append(f"max-cll={self.max_cll or 0},{self.max_fall or 0}")
+        return out
+
+
+def _rational_pairs(raw: bytes, n: int) -> list[float]:
+    vals = struct.unpack(f"={2 * n}i", raw[: 8 * n])
+    return [num / den if den else 0.0 for num, den in zip(vals[::2], vals[1::2], strict=True)]
+
+
+def hdr_from_side_data(frame: av.VideoFrame | None, transfer: int) -> HdrInfo | None:
+    """The HDR signalling of a decoded frame: its transfer (H.273 code point) and the static and
+    dynamic metadata FFmpeg attached as side data (from SEI, or from the container's boxes).
+
+    Returns:
+        None for a transfer that is not PQ or HLG.
+    """
+    kind = HDR_TRANSFERS.get(transfer)
+    if kind is None:
+        return None
+    info = HdrInfo(format="hdr10" if kind == "pq" else "hlg")
+    sides: Iterator[Any] = iter(frame.side_data) if frame is not None else iter(())  # SideData objects
+    for sd in sides:
+        name = sd.type.name
+        raw = bytes(sd)
+        if name == "MASTERING_DISPLAY_METADATA" and len(raw) >= 88:
+            # AVMasteringDisplayMetadata: display_primaries[3][2] (R, G, B), white_point[2],
+            # min_luminance, max_luminance (AVRational each), has_primaries, has_luminance (int)
+            v = _rational_pairs(raw, 10)
+            has_primaries, has_luminance = struct.unpack("=2i", raw[80:88])
+            if has_primaries and has_luminance:
+                info.mastering_display = MasteringDisplay(
+                    red=(v[0], v[1]),
+                    green=(v[2], v[3]),
+                    blue=(v[4], v[5]),
+                    white_point=(v[6], v[7]),
+                    min_luminance=v[8],
+                    max_luminance=v[9],
+                )
+        elif name == "CONTENT_LIGHT_LEVEL" and len(raw) >= 8:
+            info.max_cll, info.max_fall = struct.unpack("=2I", raw[:8])
+        elif name == "DYNAMIC_HDR_PLUS" and "hdr10+" not in info.dynamic:
+            info.dynamic.append("hdr10+")
+        elif name.startswith("DOVI") and "dolby-vision" not in info.dynamic:
+            info.dynamic.append("dolby-vision")
+    return info
+
+
 class VideoStreamInfo(BaseModel):
     """The video stream Restora restores (the first one, or the default-disposition one)."""
 
@@ -98,6 +192,12 @@ class VideoStreamInfo(BaseModel):
     color: ColorInfo
     sample_aspect_ratio: str | None
     lossless: bool
+    hdr: HdrInfo | None = None  # PQ / HLG sources: their static metadata (first frame)
+
+    @property
+    def deep(self) -> bool:
+        """More than 8 bits per sample: decoded to uint16 frames and encoded at 10 bits or more."""
+        return self.bit_depth > 8
 
 
 class OtherStreamInfo(BaseModel):
@@ -253,6 +353,13 @@ def _is_rgb(fmt: av.VideoFormat) -> bool:
     return bool(fmt.is_rgb) or fmt.name.startswith(("gbr", "bgr", "rgb"))
 
 
+def _first_frame_hdr(path: Path, transfer: int) -> HdrInfo | None:
+    """HDR metadata of the first decodable frame (static metadata is per stream, carried by every keyframe)."""
+    with _open_input(path) as c:
+        vs = _pick_video(c, path)
+        return hdr_from_side_data(next(_decode(c, vs, path), None), transfer)
+
+
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Describe a media file by demuxing it (no decoding).
 
@@ -323,6 +430,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 info.layout = sc.layout.name if sc.layout is not None else None
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
+        hdr = _first_frame_hdr(p, color.transfer) if color.transfer in HDR_TRANSFERS else None
         video = VideoStreamInfo(
             index=vs.index,
             codec=cc.name,
@@ -341,6 +449,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             color=color,
             sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}" if sar else None,
             lossless=cc.name in LOSSLESS_CODECS,
+            hdr=hdr,
         )
         container_dur = float(c.duration) / 1e6 if c.duration else dur
         return MediaInfo(
@@ -367,13 +476,13 @@ def _src_colorspace(color: ColorInfo) -> int | None:
     }.get(color.matrix)
 
 
-def _to_rgb(frame: av.VideoFrame, color: ColorInfo) -> U8:
+def _to_rgb(frame: av.VideoFrame, color: ColorInfo, deep: bool = False) -> Frames:
+    """``(H, W, 3)`` RGB: uint8 (``rgb24``), or uint16 on the full 16-bit scale (``rgb48le``) if ``deep``."""
+    fmt = "rgb48le" if deep else "rgb24"
     if _is_rgb(frame.format):
-        return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
-    return frame.to_ndarray(  # type: ignore[return-value]  # rgb24 is always uint8
-        format="rgb24",
-        src_colorspace=_src_colorspace(color),
-        src_color_range=color.range or RANGE_MPEG,
+        return np.asarray(frame.to_ndarray(format=fmt))
+    return np.asarray(
+        frame.to_ndarray(format=fmt, src_colorspace=_src_colorspace(color), src_color_range=color.range or RANGE_MPEG)
     )
 
 
@@ -500,14 +609,15 @@ def read_frames(
     beginning and counts frames.
 
     Yields:
-        ``(pts, frames)``: source timestamps and ``(n, H, W, 3)`` uint8 RGB, ``n <= batch``.
+        ``(pts, frames)``: source timestamps and ``(n, H, W, 3)`` RGB, ``n <= batch``: uint8 for
+        8-bit sources, uint16 (0-65535) for deeper ones (:attr:`VideoStreamInfo.deep`).
     """
     p = Path(path)
     if not 0 <= start < stop <= len(index):
         raise ValueError(f"frame range [{start}, {stop}) outside 0..{len(index)}")
-    color = info.video.color
+    color, deep = info.video.color, info.video.deep
     want = index.pts[start:stop]
-    buf: list[U8] = []
+    buf: list[Frames] = []
     buf_pts: list[int] = []
     delivered = 0
     with _open_input(p) as c:
@@ -535,7 +645,7 @@ def read_frames(
                 if i >= stop:
                     break
                 fpts = index.pts[i]
-            buf.append(_to_rgb(frame, color))
+            buf.append(_to_rgb(frame, color, deep))
             buf_pts.append(fpts)
             delivered += 1
             if len(buf) == batch:
@@ -552,7 +662,7 @@ def read_frames(
 class EncodeParams(BaseModel):
     """How the video stream of an output is encoded (the same for every chunk of a run)."""
 
-    codec: str  # "libx264" or "ffv1"
+    codec: str  # "libx264", "libx265" (HDR) or "ffv1" (lossless)
     pix_fmt: str
     width: int
     height: int
@@ -562,11 +672,16 @@ class EncodeParams(BaseModel):
     crf: float = 16.0
     preset: str = "fast"
     sample_aspect_ratio: str | None = None
+    hdr: HdrInfo | None = None
 
     def options(self) -> dict[str, str]:
         """Encoder options for PyAV's ``codec_context.options``."""
         if self.codec == "libx264":
             return {"crf": f"{self.crf:g}", "preset": self.preset}
+        if self.codec == "libx265":
+            # repeat-headers: every chunk (and every keyframe) carries its parameter sets and HDR SEI
+            params = ["log-level=error", "repeat-headers=1", *(self.hdr.x265_params() if self.hdr else [])]
+            return {"crf": f"{self.crf:g}", "preset": self.preset, "x265-params": ":".join(params)}
         if self.codec == "ffv1":
             return {"level": "3", "slicecrc": "1", "g": "1"}
         return {}
@@ -586,24 +701,34 @@ def output_format(path: str | os.PathLike[str]) -> str:
 
 
 def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], crf: float, preset: str) -> EncodeParams:
-    """Pick the output codec: lossless sources stay lossless (FFV1) in Matroska/NUT, else H.264.
+    """Pick the output codec and sample format from the source.
 
-    H.264 keeps the source's chroma subsampling (4:2:0, 4:2:2 or 4:4:4) and 8/10-bit depth family.
+    - Lossless sources stay lossless (FFV1) in Matroska/NUT, at their chroma subsampling and bit
+      depth (8, 10, 12 or 16 bits; RGB stays RGB).
+    - HDR sources (PQ or HLG transfer) become 10-bit HEVC (x265 Main 10 / Main 4:2:2 10 / Main 4:4:4
+      10) with their transfer, BT.2020 tags and static metadata (mastering display, content light
+      level) written as SEI: what HDR10 and HLG delivery expects, and what 8-bit would band.
+    - Everything else is H.264 at the source's chroma subsampling, High 10 for sources deeper than 8 bits.
     """
     v = info.video
     fmt = output_format(output)
+    sub = "444" if ("444" in v.pix_fmt or v.is_rgb) else "422" if "422" in v.pix_fmt else "420"
+    hdr = None
     if v.lossless and fmt in ("matroska", "nut"):
         codec = "ffv1"
-        pix_fmt = "bgr0" if v.is_rgb else ("yuv444p" if "444" in v.pix_fmt else "yuv420p")
+        depth = "" if not v.deep else next(f"{d}le" for d in (10, 12, 16) if v.bit_depth <= d)
+        pix_fmt = ("bgr0" if not v.deep else f"gbrp{depth}") if v.is_rgb else f"yuv{sub}p{depth}"
+    elif v.color.transfer in HDR_TRANSFERS:
+        codec, pix_fmt = "libx265", f"yuv{sub}p10le"
+        hdr = v.hdr or HdrInfo(format="hdr10" if HDR_TRANSFERS[v.color.transfer] == "pq" else "hlg")
     else:
         codec = "libx264"
-        sub = "444" if ("444" in v.pix_fmt or v.is_rgb) else "422" if "422" in v.pix_fmt else "420"
-        pix_fmt = f"yuv{sub}p"
+        pix_fmt = f"yuv{sub}p10le" if v.deep else f"yuv{sub}p"
     w, h = v.width * scale, v.height * scale
     if pix_fmt.startswith("yuv420") and (w % 2 or h % 2):
         raise UnsupportedInputError(f"{w}x{h} output cannot be 4:2:0 (odd size); use --scale 2 or an even-sized input")
     color = v.color
-    if codec == "libx264" and v.is_rgb:
+    if codec != "ffv1" and v.is_rgb:
         hd = w >= 1280 or h >= 720
         color = ColorInfo(
             primaries=color.primaries,
@@ -623,6 +748,7 @@ def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], c
         crf=crf,
         preset=preset,
         sample_aspect_ratio=v.sample_aspect_ratio,
+        hdr=hdr,
     )
 
 
@@ -655,11 +781,12 @@ class ChunkWriter:
         self._stream = s
         self._frames = 0
 
-    def write(self, pts: Sequence[int], frames: U8) -> None:
-        """Encode ``(n, H, W, 3)`` uint8 RGB frames with their source ``pts``."""
+    def write(self, pts: Sequence[int], frames: Frames) -> None:
+        """Encode ``(n, H, W, 3)`` RGB frames (uint8, or uint16 on the 16-bit scale) with their source ``pts``."""
         p = self.params
+        fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
         for t, rgb in zip(pts, frames, strict=True):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
             if p.pix_fmt.startswith(("bgr", "gbr", "rgb")):
                 vf = vf.reformat(format=p.pix_fmt)
             else:
@@ -729,6 +856,8 @@ def package(
         tmpl = first.streams.video[0]
         vout = out.add_stream_from_template(tmpl)
         vout.time_base = tmpl.time_base
+        if tmpl.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
+            vout.codec_tag = "hvc1"  # what Apple players require (FFmpeg's default is hev1)
         mapping: dict[int, Any] = {}
         for s in carried:
             sin = source_c.streams[s.index]

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from restora import media, telemetry
+from restora.color import Frames
 from restora.shots import ShotList, detect_shots
 from restora.spec import ShotSpec
 from restora.stages import Stage
@@ -98,7 +98,6 @@ class ChunkResult:
 
 
 Keys = list[tuple[int, int]]  # (frame number in stream order, pts) of each frame of a batch
-Frames = npt.NDArray[np.uint8]  # (T, H, W, 3) RGB
 
 
 def stream_stage(

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from restora.media import MediaInfo
+from restora.media import MediaInfo, VideoStreamInfo
 from restora.spec import RestoreSpec, ShotSpec
 
 
@@ -30,6 +30,28 @@ class AssetRef(BaseModel):
     thumbs_key: str
     info: MediaInfo
     frames: int
+
+
+def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str, Any]:
+    """Bit depth and HDR signalling of source and output, and what of the source's HDR metadata the
+    output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
+    dynamic metadata such as ``"hdr10+"``)."""
+    lost: list[str] = []
+    if source.hdr is not None:
+        out = output.hdr
+        if source.hdr.mastering_display is not None and (out is None or out.mastering_display is None):
+            lost.append("mastering_display")
+        if source.hdr.max_cll is not None and (out is None or out.max_cll is None):
+            lost.append("content_light_level")
+        lost += [d for d in source.hdr.dynamic if out is None or d not in out.dynamic]
+    return {
+        "bit_depth": {"source": source.bit_depth, "output": output.bit_depth},
+        "hdr": {
+            "source": source.hdr.model_dump() if source.hdr else None,
+            "output": output.hdr.model_dump() if output.hdr else None,
+            "not_carried": lost,
+        },
+    }
 
 
 def build_report(
@@ -85,6 +107,7 @@ def build_report(
             "probe": asset.info.model_dump(),
         },
         "output": {"uri": spec.output, "probe": output_info.model_dump(), "packets": packets},
+        "signal": signal_report(asset.info.video, output_info.video),
         "preset": spec.preset,
         "scale": spec.scale,
         "shots": sorted(shots.values(), key=lambda s: s["shot"]),

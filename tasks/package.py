@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from restora.spec import RestoreSpec
 from tasks import _runtime
 from tasks.restore_shot import build_stages
 from tasks.shots import load_index
+
+log = logging.getLogger(__name__)
 
 
 class PackageRef(BaseModel):
@@ -58,6 +61,8 @@ def package(
             out_info = media.probe(out)
             stages = [s.describe() for s in build_stages(spec)]
             report = build_report(spec, asset, ordered, stages, out_info, counts, fades, run_id, {"mux": mux_s})
+            if lost := report["signal"]["hdr"]["not_carried"]:
+                log.warning("the output does not carry the source's HDR %s", ", ".join(lost))
             prefix = f"assets/{asset.asset_id}/outputs/{run_id}"
             st.put_file(f"{prefix}/{name}", out)
             st.put_bytes(f"{prefix}/report.json", json.dumps(report, indent=2).encode())

@@ -25,10 +25,13 @@ def build_stages(spec: RestoreSpec, shot: int | None = None) -> list[Stage]:
     return [build_stage(st.type, dict(st.options), ctx) for st in spec.stages_for(shot)]
 
 
-def chunk_key(asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[Stage]) -> str:
+def chunk_key(
+    asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[Stage], params: media.EncodeParams
+) -> str:
     """Cache key of a restored chunk: asset, frame range, the stages with the options effective for
-    the chunk's shot, model versions (and QP calibration), encoding; with a temporal stage also the
-    shot's frame range (its frames beyond the chunk are context).
+    the chunk's shot, model versions (and QP calibration), the encoding chosen for the source (codec,
+    sample format, HDR metadata, CRF); with a temporal stage also the shot's frame range (its frames
+    beyond the chunk are context).
     Layout: ``assets/<id>/chunks/<digest>/<start>-<stop>.mov``."""
     versions = "-".join(
         f"{d.get('model', '')}@{d.get('model_version', '')}" + (f"~qp{d['qp_ramps']}" if "qp_ramps" in d else "")
@@ -36,7 +39,8 @@ def chunk_key(asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[
     )  # a strength=auto stage: its calibration too (re-fitted for the same model version, it restores anew)
     if any(s.context for s in stages):
         versions += f"|context {sum(s.context for s in stages)} in shot {chunk.shot_start}-{chunk.shot_stop}"
-    digest = hashlib.sha256(f"{spec.digest(chunk.shot)}|{versions}".encode()).hexdigest()[:16]
+    encoding = params.model_dump_json()
+    digest = hashlib.sha256(f"{spec.digest(chunk.shot)}|{versions}|{encoding}".encode()).hexdigest()[:16]
     return f"assets/{asset.asset_id}/chunks/{digest}/{chunk.start:08d}-{chunk.stop:08d}.mov"
 
 
@@ -55,13 +59,13 @@ def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: d
             telemetry.metrics().queue_wait.record(max(0.0, time.time() - chunk.planned_at))
         st = _runtime.store()
         stages = build_stages(spec, chunk.shot)
-        key = chunk_key(asset, spec, chunk, stages)
+        params = media.choose_encode(asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset)
+        key = chunk_key(asset, spec, chunk, stages, params)
         if st.exists(key):
             sp.set_attribute("restora.reused", True)
             progress.advance(chunk.frames)
             return ChunkRef(key=key, chunk=chunk, frames=chunk.frames, reused=True)
         src = st.local_path(asset.source_key)
-        params = media.choose_encode(asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset)
         with tempfile.TemporaryDirectory(prefix="restora-chunk-") as tmp:
             out = Path(tmp) / "chunk.mov"
             res = restore_chunk(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from restora import media
 from restora.errors import ConfigError, ModelError, StageNotImplementedError
 from restora.evaluation import evaluate_sr_set5
 from restora.inference import LocalOnnx, infer_images
@@ -456,9 +457,19 @@ def test_chunk_key_of_a_temporal_stage_depends_on_its_shot() -> None:
     other_shot = c.model_copy(update={"shot_stop": 8})
     ctx = StageContext(backend=LocalOnnx(get_settings().models.repository))
     per, temporal = [Per(ctx)], [Temporal(ctx)]
-    assert chunk_key(asset, spec, c, per) == chunk_key(asset, spec, other_shot, per)
-    assert chunk_key(asset, spec, c, temporal) != chunk_key(asset, spec, other_shot, temporal)
-    assert chunk_key(asset, spec, c, temporal) != chunk_key(asset, spec, c, per)
+    enc = _encode_params()
+    assert chunk_key(asset, spec, c, per, enc) == chunk_key(asset, spec, other_shot, per, enc)
+    assert chunk_key(asset, spec, c, temporal, enc) != chunk_key(asset, spec, other_shot, temporal, enc)
+    assert chunk_key(asset, spec, c, temporal, enc) != chunk_key(asset, spec, c, per, enc)
+    # the encoding chosen for the source is part of the key: a 10-bit or HDR re-encode is a new chunk
+    deep = enc.model_copy(update={"pix_fmt": "yuv420p10le"})
+    assert chunk_key(asset, spec, c, per, enc) != chunk_key(asset, spec, c, per, deep)
+
+
+def _encode_params() -> media.EncodeParams:
+    color = media.ColorInfo(primaries=1, transfer=1, matrix=1, range=1)
+    return media.EncodeParams(codec="libx264", pix_fmt="yuv420p", width=64, height=48, time_base="1/25",
+                              frame_rate="25/1", color=color)  # fmt: skip
 
 
 def test_chunk_key_of_deblock_auto_follows_its_calibration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -474,7 +485,8 @@ def test_chunk_key_of_deblock_auto_follows_its_calibration(monkeypatch: pytest.M
                        stages=[StageSpec(type="deblock", options={"strength": "auto"})])  # fmt: skip
     c = ShotSpec(shot=0, start=0, stop=4, start_s=0.0, end_s=0.1)
     ctx = StageContext(backend=LocalOnnx(get_settings().models.repository))
-    before = chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)])
-    assert before == chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)])
+    enc = _encode_params()
+    before = chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)], enc)
+    assert before == chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)], enc)
     monkeypatch.setitem(deblock.QP_RAMPS, ("deblock", "1", "mpeg2"), (10.0, 40.0))
-    assert chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)]) != before
+    assert chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)], enc) != before

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-import numpy.typing as npt
-
+from restora.color import Frames
 from restora.errors import ConfigError
 from restora.inference import InferenceBackend
 
@@ -54,12 +52,13 @@ class Stage:
         scale (``restora.media.QP_CODECS``; None: the source carries none). Stages whose settings
         follow the source's compression override it."""
 
-    def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """``(T, H, W, 3)`` uint8 RGB -> ``(T, H*scale, W*scale, 3)`` uint8 RGB."""
+    def process(self, frames: Frames) -> Frames:
+        """``(T, H, W, 3)`` RGB -> ``(T, H*scale, W*scale, 3)`` RGB of the same dtype: uint8 for 8-bit
+        sources, uint16 (0-65535) for deeper ones (``restora.color.Frames``)."""
         raise NotImplementedError
 
-    def process_span(self, frames: npt.NDArray[np.uint8], start: int, stop: int) -> npt.NDArray[np.uint8]:
-        """Restore ``frames[start:stop]`` of ``(T, H, W, 3)`` uint8 RGB, the other frames being their
+    def process_span(self, frames: Frames, start: int, stop: int) -> Frames:
+        """Restore ``frames[start:stop]`` of ``(T, H, W, 3)`` RGB, the other frames being their
         temporal context (clamped at the ends of ``frames``): ``(stop - start, H*scale, W*scale, 3)``."""
         return self.process(frames[start:stop])
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from restora.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from restora.color import Frames, quantize, rgb_to_ycbcr, ycbcr_to_rgb
 from restora.errors import ConfigError
 from restora.inference import infer_images
 from restora.stages.base import Stage, StageContext, check_strength
@@ -33,11 +33,11 @@ class LumaRestoreStage(Stage):
         if info.scale != 1 or info.channels != 1:
             raise ConfigError(f"model {self.model} is x{info.scale} with {info.channels} channels; need x1 luma")
 
-    def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """``(T, H, W, 3)`` uint8 RGB -> ``(T, H, W, 3)`` uint8 RGB."""
+    def process(self, frames: Frames) -> Frames:
+        """``(T, H, W, 3)`` uint8 or uint16 RGB -> the same shape and dtype."""
         ycc = rgb_to_ycbcr(frames)  # (T, H, W, 3) float32 in [0, 1]
         ycc[..., 0] = self.restore_luma(ycc[..., 0])
-        return to_uint8(ycbcr_to_rgb(ycc))
+        return quantize(ycbcr_to_rgb(ycc), frames.dtype)
 
     def restore_luma(self, y: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """``(T, H, W)`` float32 luma in [0, 1] (studio swing, as decoded) -> restored, same shape, clipped."""

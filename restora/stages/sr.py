@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from restora.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
+from restora.color import Frames, quantize, rgb_to_ycbcr, ycbcr_to_rgb
 from restora.errors import ConfigError
 from restora.inference import infer_images
 from restora.stages.base import Stage, StageContext, check_strength
@@ -62,12 +62,12 @@ class SuperResolution(Stage):
         """``restora.frames // 2`` of the model: 2 for the 5-frame ``vsr_x4``, 0 for single-frame models."""
         return self.ctx.backend.model_info(self.model or "").frames // 2
 
-    def process(self, frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """``(T, H, W, 3)`` uint8 RGB -> ``(T, H*s, W*s, 3)`` uint8 RGB."""
+    def process(self, frames: Frames) -> Frames:
+        """``(T, H, W, 3)`` uint8 or uint16 RGB -> ``(T, H*s, W*s, 3)``, same dtype."""
         return self.process_span(frames, 0, len(frames))
 
-    def process_span(self, frames: npt.NDArray[np.uint8], start: int, stop: int) -> npt.NDArray[np.uint8]:
-        """``frames[start:stop]`` upscaled, ``(stop - start, H*s, W*s, 3)`` uint8 RGB; a multi-frame model
+    def process_span(self, frames: Frames, start: int, stop: int) -> Frames:
+        """``frames[start:stop]`` upscaled, ``(stop - start, H*s, W*s, 3)``, same dtype; a multi-frame model
         reads the other frames of ``(T, H, W, 3)`` as the neighbours of the first and last ones."""
         k = self.context
         lo, hi = max(0, start - k), min(len(frames), stop + k)  # only the frames the windows can reach
@@ -79,7 +79,7 @@ class SuperResolution(Stage):
         for i in range(stop - start):
             for c in (1, 2):
                 out[i, ..., c] = resize_plane(ycc[start - lo + i, ..., c], w * s, h * s)
-        return to_uint8(ycbcr_to_rgb(out))
+        return quantize(ycbcr_to_rgb(out), frames.dtype)
 
     def upscale_luma(
         self, y: npt.NDArray[np.float32], start: int = 0, stop: int | None = None
