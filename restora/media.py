@@ -49,6 +49,9 @@ LOSSLESS_CODECS = frozenset({"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "ra
 MAX_CONSECUTIVE_DECODE_ERRORS = 8
 # A file that decodes to less than this share of the frames its header declares is truncated.
 TRUNCATION_RATIO = 0.98
+# An encoder's decode timestamp trails its presentation timestamp by at most this many frames
+# (B-frame reordering); a larger lag is an encoder bug (see ChunkWriter._mux).
+MAX_DTS_LAG = 64
 
 
 class ColorInfo(BaseModel):
@@ -752,6 +755,14 @@ def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], c
     )
 
 
+def repair_dts(pts: int, dts: int, last_dts: int | None, max_lag: int) -> int:
+    """``dts`` if it is possible (not after ``pts``, at most ``max_lag`` ticks before it), else the
+    DTS of a stream without reordering: ``pts``, or just above ``last_dts`` to stay increasing."""
+    if dts <= pts and pts - dts <= max_lag:
+        return dts
+    return pts if last_dts is None or pts > last_dts else last_dts + 1
+
+
 class ChunkWriter:
     """Encode RGB frames with their source timestamps into one chunk file (QuickTime container).
 
@@ -780,6 +791,7 @@ class ChunkWriter:
             s.codec_context.sample_aspect_ratio = Fraction(int(num), int(den))
         self._stream = s
         self._frames = 0
+        self._last_dts: int | None = None
 
     def write(self, pts: Sequence[int], frames: Frames) -> None:
         """Encode ``(n, H, W, 3)`` RGB frames (uint8, or uint16 on the 16-bit scale) with their source ``pts``."""
@@ -796,13 +808,26 @@ class ChunkWriter:
             vf.pts = t
             vf.time_base = Fraction(p.time_base)
             for pkt in self._stream.encode(vf):
-                self._out.mux(pkt)
+                self._mux(pkt)
             self._frames += 1
+
+    def _mux(self, pkt: av.Packet[Any]) -> None:
+        """Mux one packet, repairing an impossible decode timestamp first.
+
+        libx265 leaves the DTS of a stream shorter than its B-frame delay (a chunk of one or two
+        frames) uninitialised: a random 64-bit value, which the QuickTime muxer refuses. Such a
+        stream is not reordered, so its DTS is its PTS; a DTS after the PTS or more than
+        ``MAX_DTS_LAG`` frames before it is treated so, kept above the previous one.
+        """
+        if pkt.pts is not None and pkt.dts is not None:
+            lag = MAX_DTS_LAG / (Fraction(self.params.frame_rate) * Fraction(self.params.time_base))
+            pkt.dts = self._last_dts = repair_dts(pkt.pts, pkt.dts, self._last_dts, int(lag))
+        self._out.mux(pkt)
 
     def close(self) -> int:
         """Flush the encoder and close the file; returns the number of frames written."""
         for pkt in self._stream.encode():
-            self._out.mux(pkt)
+            self._mux(pkt)
         self._out.close()
         return self._frames
 
