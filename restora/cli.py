@@ -135,6 +135,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
     print(
         f"video:   {out['codec']}{' ' + out['profile'] if out['profile'] else ''} {out['pix_fmt']}"
         f"{', ' + hdr['format'].upper() if hdr else ''}"
+        f"{', deinterlaced (bwdif)' if report['signal']['scan']['deinterlaced'] else ''}"
     )
     if lost := report["signal"]["hdr"]["not_carried"]:
         print(f"warning: the source's HDR {', '.join(lost)} could not be carried over")
@@ -186,6 +187,11 @@ def cmd_probe(a: argparse.Namespace) -> int:
         f"color:      primaries {c['primaries']}, transfer {c['transfer']}, matrix {c['matrix']}, range {c['range']}"
         f"{' (inferred: untagged source)' if v.color.inferred else ''}"
     )
+    if v.interlaced:
+        # AVFieldOrder names the field coded first, then the one displayed first
+        first = {"tt": "top", "bt": "top", "bb": "bottom", "tb": "bottom"}
+        order = {k: f"{v} field first" for k, v in first.items()}
+        print(f"scan:       interlaced ({order.get(v.field_order, 'field order per frame')}); deinterlaced on restore")
     if v.hdr is not None:
         print(f"hdr:        {describe_hdr(v.hdr)}")
     for s in info.audio:

@@ -9,18 +9,21 @@ matrix and range (BT.709 for untagged HD, BT.601 for untagged SD), and go back t
 same matrix, so a restore never shifts colors. 8-bit sources give uint8; deeper ones (10-bit,
 HDR) give uint16 on the full 16-bit scale, so no 8-bit step ever bands a 10-bit gradient. HDR
 sources (PQ or HLG) keep their transfer and their static metadata (SMPTE ST 2086 mastering display,
-content light level), which the encoder writes back into the output's HEVC stream.
+content light level), which the encoder writes back into the output's HEVC stream. Interlaced
+sources are deinterlaced on decode (:data:`DEINTERLACE`), one progressive frame per source frame,
+before any stage sees them: the networks restore pictures, not pairs of fields.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import heapq
 import io
 import os
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +31,7 @@ from typing import Any, cast
 
 import av
 import av.error
+import av.filter
 import numpy as np
 import numpy.typing as npt
 from av.video.stream import VideoStream
@@ -52,6 +56,12 @@ TRUNCATION_RATIO = 0.98
 # An encoder's decode timestamp trails its presentation timestamp by at most this many frames
 # (B-frame reordering); a larger lag is an encoder bug (see ChunkWriter._mux).
 MAX_DTS_LAG = 64
+# FFmpeg's bwdif: one frame out per frame in (the first field's instant, the other field
+# interpolated from both fields and the neighbouring frames), only on frames flagged interlaced,
+# field order from each frame's own flags.
+DEINTERLACE = "bwdif=mode=send_frame:parity=auto:deint=interlaced"
+# ``AVFieldOrder`` -> name: progressive, or which field is coded / displayed first (t = top, b = bottom).
+FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 
 
 class ColorInfo(BaseModel):
@@ -196,6 +206,14 @@ class VideoStreamInfo(BaseModel):
     sample_aspect_ratio: str | None
     lossless: bool
     hdr: HdrInfo | None = None  # PQ / HLG sources: their static metadata (first frame)
+    # "progressive", or interlaced: "tt"/"bb"/"tb"/"bt" (coded/displayed first field) or "interlaced"
+    # (frames flagged interlaced, order from each frame)
+    field_order: str = "progressive"
+
+    @property
+    def interlaced(self) -> bool:
+        """Interlaced: deinterlaced on decode (:data:`DEINTERLACE`)."""
+        return self.field_order != "progressive"
 
     @property
     def deep(self) -> bool:
@@ -356,11 +374,20 @@ def _is_rgb(fmt: av.VideoFormat) -> bool:
     return bool(fmt.is_rgb) or fmt.name.startswith(("gbr", "bgr", "rgb"))
 
 
-def _first_frame_hdr(path: Path, transfer: int) -> HdrInfo | None:
-    """HDR metadata of the first decodable frame (static metadata is per stream, carried by every keyframe)."""
+def _peek(path: Path, transfer: int, field_order: int, frames: int = 4) -> tuple[HdrInfo | None, str]:
+    """What only decoded frames tell: the HDR metadata of the first one (static metadata is per
+    stream and repeated on keyframes), and, where the stream does not declare its field order,
+    whether any of the first ``frames`` is interlaced."""
+    order = FIELD_ORDERS.get(field_order, "unknown")
+    if transfer not in HDR_TRANSFERS and order != "unknown":
+        return None, order
     with _open_input(path) as c:
         vs = _pick_video(c, path)
-        return hdr_from_side_data(next(_decode(c, vs, path), None), transfer)
+        peeked = [f for _, f in zip(range(frames), _decode(c, vs, path), strict=False)]
+    hdr = hdr_from_side_data(peeked[0] if peeked else None, transfer)
+    if order == "unknown":
+        order = "interlaced" if any(f.interlaced_frame for f in peeked) else "progressive"
+    return hdr, order
 
 
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
@@ -433,7 +460,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 info.layout = sc.layout.name if sc.layout is not None else None
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
-        hdr = _first_frame_hdr(p, color.transfer) if color.transfer in HDR_TRANSFERS else None
+        hdr, field_order = _peek(p, color.transfer, int(cc.field_order))
         video = VideoStreamInfo(
             index=vs.index,
             codec=cc.name,
@@ -453,6 +480,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}" if sar else None,
             lossless=cc.name in LOSSLESS_CODECS,
             hdr=hdr,
+            field_order=field_order,
         )
         container_dur = float(c.duration) / 1e6 if c.duration else dur
         return MediaInfo(
@@ -504,6 +532,33 @@ def _decode(c: av.container.InputContainer, vs: av.video.stream.VideoStream, pat
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed ({exc})") from exc
         yield from frames
+
+
+def deinterlaced(vs: av.video.stream.VideoStream, frames: Iterable[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+    """``frames`` of ``vs`` through :data:`DEINTERLACE`: one frame out per frame in, same PTS and
+    order, each made of its first field and an interpolated second one. The filter reads a frame's
+    neighbours, so it lags one frame; the end of ``frames`` flushes it. (bwdif halves the time base
+    for its field-rate mode: each output gets back its input's PTS and time base.)"""
+    graph = av.filter.Graph()
+    name, _, args = DEINTERLACE.partition("=")
+    graph.link_nodes(graph.add_buffer(template=vs), graph.add(name, args), graph.add("buffersink")).configure()
+    stamps: collections.deque[tuple[int | None, Fraction | None]] = collections.deque()
+
+    def drain() -> Iterator[av.VideoFrame]:
+        while True:
+            try:
+                out = graph.vpull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            out.pts, out.time_base = stamps.popleft()
+            yield out
+
+    for frame in frames:
+        stamps.append((frame.pts, frame.time_base))
+        graph.vpush(frame)
+        yield from drain()
+    graph.vpush(None)
+    yield from drain()
 
 
 def scan(
@@ -618,7 +673,7 @@ def read_frames(
     p = Path(path)
     if not 0 <= start < stop <= len(index):
         raise ValueError(f"frame range [{start}, {stop}) outside 0..{len(index)}")
-    color, deep = info.video.color, info.video.deep
+    color, deep, interlaced = info.video.color, info.video.deep, info.video.interlaced
     want = index.pts[start:stop]
     buf: list[Frames] = []
     buf_pts: list[int] = []
@@ -628,10 +683,12 @@ def read_frames(
         vs.thread_type = "AUTO"
         counter = 0
         if index.has_pts and start > 0:
-            c.seek(index.pts[start], stream=vs, backward=True, any_frame=False)
+            # the deinterlacer reads the frame before: start decoding at or before it
+            c.seek(index.pts[start - 1 if interlaced else start], stream=vs, backward=True, any_frame=False)
             counter = -1  # frame numbers unknown after a seek: match on pts instead
         wanted = set(want) if counter < 0 else None
-        for frame in _decode(c, vs, p):
+        decoded = _decode(c, vs, p)
+        for frame in deinterlaced(vs, decoded) if interlaced else decoded:
             if wanted is not None:
                 if frame.pts is None or frame.pts < want[0]:
                     continue

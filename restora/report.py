@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from restora.media import MediaInfo, VideoStreamInfo
+from restora.media import DEINTERLACE, MediaInfo, VideoStreamInfo
 from restora.spec import RestoreSpec, ShotSpec
 
 
@@ -33,9 +33,10 @@ class AssetRef(BaseModel):
 
 
 def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str, Any]:
-    """Bit depth and HDR signalling of source and output, and what of the source's HDR metadata the
-    output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
-    dynamic metadata such as ``"hdr10+"``)."""
+    """Bit depth, scan (field order, and the deinterlacer an interlaced source went through) and HDR
+    signalling of source and output, and what of the source's HDR metadata the output does not
+    carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``, dynamic metadata
+    such as ``"hdr10+"``)."""
     lost: list[str] = []
     if source.hdr is not None:
         out = output.hdr
@@ -46,6 +47,11 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
         lost += [d for d in source.hdr.dynamic if out is None or d not in out.dynamic]
     return {
         "bit_depth": {"source": source.bit_depth, "output": output.bit_depth},
+        "scan": {
+            "source": source.field_order,
+            "output": output.field_order,
+            "deinterlaced": DEINTERLACE if source.interlaced else None,
+        },
         "hdr": {
             "source": source.hdr.model_dump() if source.hdr else None,
             "output": output.hdr.model_dump() if output.hdr else None,
@@ -136,6 +142,7 @@ def build_report(
         "provenance": {
             "stages": stages,
             "synthesized_pixels": any(bool(s.get("synthesizes")) for s in stages),
+            "deinterlace": DEINTERLACE if asset.info.video.interlaced else None,
             "encode": {"crf": spec.crf, "x264_preset": spec.x264_preset},
             "spec": [st.model_dump() for st in spec.resolved_stages()],
         },

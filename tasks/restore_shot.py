@@ -29,9 +29,9 @@ def chunk_key(
     asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[Stage], params: media.EncodeParams
 ) -> str:
     """Cache key of a restored chunk: asset, frame range, the stages with the options effective for
-    the chunk's shot, model versions (and QP calibration), the encoding chosen for the source (codec,
-    sample format, HDR metadata, CRF); with a temporal stage also the shot's frame range (its frames
-    beyond the chunk are context).
+    the chunk's shot, model versions (and QP calibration), the deinterlacer of an interlaced source,
+    the encoding chosen for the source (codec, sample format, HDR metadata, CRF); with a temporal
+    stage also the shot's frame range (its frames beyond the chunk are context).
     Layout: ``assets/<id>/chunks/<digest>/<start>-<stop>.mov``."""
     versions = "-".join(
         f"{d.get('model', '')}@{d.get('model_version', '')}" + (f"~qp{d['qp_ramps']}" if "qp_ramps" in d else "")
@@ -39,7 +39,7 @@ def chunk_key(
     )  # a strength=auto stage: its calibration too (re-fitted for the same model version, it restores anew)
     if any(s.context for s in stages):
         versions += f"|context {sum(s.context for s in stages)} in shot {chunk.shot_start}-{chunk.shot_stop}"
-    encoding = params.model_dump_json()
+    encoding = params.model_dump_json() + (f"|{media.DEINTERLACE}" if asset.info.video.interlaced else "")
     digest = hashlib.sha256(f"{spec.digest(chunk.shot)}|{versions}|{encoding}".encode()).hexdigest()[:16]
     return f"assets/{asset.asset_id}/chunks/{digest}/{chunk.start:08d}-{chunk.stop:08d}.mov"
 

@@ -13,6 +13,7 @@ from restora.errors import ConfigError, ModelError, StageNotImplementedError
 from restora.evaluation import evaluate_sr_set5
 from restora.inference import LocalOnnx, infer_images
 from restora.metrics import psnr, psnr_y
+from restora.report import AssetRef
 from restora.settings import get_settings
 from restora.spec import RestoreSpec, StageSpec
 from restora.stages import StageContext, build_stage
@@ -438,7 +439,6 @@ def test_block_flow_and_temporal_warp_error(data: Path) -> None:
 def test_chunk_key_of_a_temporal_stage_depends_on_its_shot() -> None:
     """A chunk restored with temporal context read frames of its shot beyond it: the cache key names the
     shot's range then (and only then), so a chunk is never reused with other neighbours."""
-    from restora.report import AssetRef
     from restora.spec import ShotSpec
     from restora.stages import Stage
     from tasks.restore_shot import chunk_key
@@ -451,7 +451,7 @@ def test_chunk_key_of_a_temporal_stage_depends_on_its_shot() -> None:
         def context(self) -> int:
             return 2
 
-    asset = AssetRef.model_construct(asset_id="a")
+    asset = _asset()
     spec = RestoreSpec(input="in.mp4", output="out.mp4", scale=2)
     c = ShotSpec(shot=0, start=0, stop=4, start_s=0.0, end_s=0.1, shot_start=0, shot_stop=10)
     other_shot = c.model_copy(update={"shot_stop": 8})
@@ -464,6 +464,12 @@ def test_chunk_key_of_a_temporal_stage_depends_on_its_shot() -> None:
     # the encoding chosen for the source is part of the key: a 10-bit or HDR re-encode is a new chunk
     deep = enc.model_copy(update={"pix_fmt": "yuv420p10le"})
     assert chunk_key(asset, spec, c, per, enc) != chunk_key(asset, spec, c, per, deep)
+    assert chunk_key(asset, spec, c, per, enc) != chunk_key(_asset("tt"), spec, c, per, enc)  # deinterlaced
+
+
+def _asset(field_order: str = "progressive") -> AssetRef:
+    video = media.VideoStreamInfo.model_construct(field_order=field_order)
+    return AssetRef.model_construct(asset_id="a", info=media.MediaInfo.model_construct(video=video))
 
 
 def _encode_params() -> media.EncodeParams:
@@ -475,12 +481,11 @@ def _encode_params() -> media.EncodeParams:
 def test_chunk_key_of_deblock_auto_follows_its_calibration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Re-fitting ``strength=auto``'s QP ramp for the same model version changes every chunk's output:
     the cache key changes with it, so no chunk restored on the old ramp is reused."""
-    from restora.report import AssetRef
     from restora.spec import ShotSpec
     from restora.stages import deblock
     from tasks.restore_shot import chunk_key
 
-    asset = AssetRef.model_construct(asset_id="a")
+    asset = _asset()
     spec = RestoreSpec(input="in.mp4", output="out.mp4", scale=1,
                        stages=[StageSpec(type="deblock", options={"strength": "auto"})])  # fmt: skip
     c = ShotSpec(shot=0, start=0, stop=4, start_s=0.0, end_s=0.1)
