@@ -137,8 +137,8 @@ def cmd_restore(a: argparse.Namespace) -> int:
         f"{', ' + hdr['format'].upper() if hdr else ''}"
         f"{', deinterlaced (bwdif)' if report['signal']['scan']['deinterlaced'] else ''}"
     )
-    if lost := report["signal"]["hdr"]["not_carried"]:
-        print(f"warning: the source's HDR {', '.join(lost)} could not be carried over")
+    if lost := report["signal"]["not_carried"]:
+        print(f"warning: the source's {', '.join(lost)} could not be carried over")
     print(f"report:  {result['report']}")
     print(f"spans:   {result['spans']}")
     print(
@@ -194,6 +194,8 @@ def cmd_probe(a: argparse.Namespace) -> int:
         print(f"scan:       interlaced ({order.get(v.field_order, 'field order per frame')}); deinterlaced on restore")
     if v.hdr is not None:
         print(f"hdr:        {describe_hdr(v.hdr)}")
+    if v.timecode is not None:
+        print(f"timecode:   {v.timecode} (start)")
     for s in info.audio:
         print(
             f"audio #{s.index}:   {s.codec} {s.sample_rate} Hz {s.channels} ch"

@@ -209,6 +209,7 @@ class VideoStreamInfo(BaseModel):
     # "progressive", or interlaced: "tt"/"bb"/"tb"/"bt" (coded/displayed first field) or "interlaced"
     # (frames flagged interlaced, order from each frame)
     field_order: str = "progressive"
+    timecode: str | None = None  # start timecode "HH:MM:SS:FF" (";" before FF: drop-frame), as the source declares it
 
     @property
     def interlaced(self) -> bool:
@@ -390,6 +391,16 @@ def _peek(path: Path, transfer: int, field_order: int, frames: int = 4) -> tuple
     return hdr, order
 
 
+def _timecode(c: av.container.InputContainer, vs: VideoStream) -> str | None:
+    """The start timecode: the video stream's ``timecode`` tag, else a timecode track's (QuickTime
+    tmcd, another stream), else the container's; any letter case (Matroska writes ``TIMECODE``)."""
+    for meta in (vs.metadata, *(s.metadata for s in c.streams if s is not vs), c.metadata):
+        for key, value in meta.items():
+            if key.lower() == "timecode" and value:
+                return str(value)
+    return None
+
+
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Describe a media file by demuxing it (no decoding).
 
@@ -461,6 +472,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
         hdr, field_order = _peek(p, color.transfer, int(cc.field_order))
+        timecode = _timecode(c, vs)
         video = VideoStreamInfo(
             index=vs.index,
             codec=cc.name,
@@ -481,6 +493,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             lossless=cc.name in LOSSLESS_CODECS,
             hdr=hdr,
             field_order=field_order,
+            timecode=timecode,
         )
         container_dur = float(c.duration) / 1e6 if c.duration else dur
         return MediaInfo(
@@ -940,6 +953,10 @@ def package(
         vout.time_base = tmpl.time_base
         if tmpl.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
             vout.codec_tag = "hvc1"  # what Apple players require (FFmpeg's default is hev1)
+        if info.video.timecode:
+            # MOV/MP4 muxers make a tmcd track of it (counting at the stream's frame rate), Matroska a tag
+            vout.metadata["timecode"] = info.video.timecode
+            vout.codec_context.framerate = Fraction(info.video.frame_rate)
         mapping: dict[int, Any] = {}
         for s in carried:
             sin = source_c.streams[s.index]

@@ -33,10 +33,10 @@ class AssetRef(BaseModel):
 
 
 def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str, Any]:
-    """Bit depth, scan (field order, and the deinterlacer an interlaced source went through) and HDR
-    signalling of source and output, and what of the source's HDR metadata the output does not
-    carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``, dynamic metadata
-    such as ``"hdr10+"``)."""
+    """Bit depth, scan (field order, and the deinterlacer an interlaced source went through), HDR
+    signalling and start timecode of source and output, and what of the source's metadata the
+    output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
+    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``)."""
     lost: list[str] = []
     if source.hdr is not None:
         out = output.hdr
@@ -45,6 +45,8 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
         if source.hdr.max_cll is not None and (out is None or out.max_cll is None):
             lost.append("content_light_level")
         lost += [d for d in source.hdr.dynamic if out is None or d not in out.dynamic]
+    if source.timecode is not None and output.timecode != source.timecode:
+        lost.append("timecode")
     return {
         "bit_depth": {"source": source.bit_depth, "output": output.bit_depth},
         "scan": {
@@ -55,8 +57,9 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
         "hdr": {
             "source": source.hdr.model_dump() if source.hdr else None,
             "output": output.hdr.model_dump() if output.hdr else None,
-            "not_carried": lost,
         },
+        "timecode": {"source": source.timecode, "output": output.timecode},
+        "not_carried": lost,
     }
 
 

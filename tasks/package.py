@@ -61,8 +61,8 @@ def package(
             out_info = media.probe(out)
             stages = [s.describe() for s in build_stages(spec)]
             report = build_report(spec, asset, ordered, stages, out_info, counts, fades, run_id, {"mux": mux_s})
-            if lost := report["signal"]["hdr"]["not_carried"]:
-                log.warning("the output does not carry the source's HDR %s", ", ".join(lost))
+            if lost := report["signal"]["not_carried"]:
+                log.warning("the output does not carry the source's %s", ", ".join(lost))
             prefix = f"assets/{asset.asset_id}/outputs/{run_id}"
             st.put_file(f"{prefix}/{name}", out)
             st.put_bytes(f"{prefix}/report.json", json.dumps(report, indent=2).encode())

@@ -63,8 +63,10 @@ def make_clip(
     pix_fmt: str = "yuv420p",
     audio_seconds: float = 0.0,
     container: str | None = None,
+    timecode: str | None = None,
 ) -> Path:
-    """Write ``(H, W, 3)`` uint8 RGB frames as a video with the given PTS (VFR allowed), optional sine audio."""
+    """Write ``(H, W, 3)`` uint8 RGB frames as a video with the given PTS (VFR allowed), optional sine
+    audio and start timecode (QuickTime/MP4: a tmcd track)."""
     h, w = frames[0].shape[:2]
     step = int(1 / (rate * time_base))
     pts = pts if pts is not None else [i * step for i in range(len(frames))]
@@ -75,6 +77,8 @@ def make_clip(
         vs.codec_context.time_base = time_base
         if codec == "libx264":
             vs.codec_context.options = {"crf": "12", "preset": "ultrafast"}
+        if timecode is not None:
+            vs.metadata["timecode"] = timecode
         aus = None
         if audio_seconds:
             aus = out.add_stream("aac", rate=48000)

@@ -198,9 +198,12 @@ def test_signal_report_names_hdr_metadata_the_output_lacks() -> None:
     src = media.VideoStreamInfo(**base, hdr=src_hdr)  # type: ignore[arg-type]
     static = media.VideoStreamInfo(**base, hdr=src_hdr.model_copy(update={"dynamic": []}))  # type: ignore[arg-type]
     bare = media.VideoStreamInfo(**base, hdr=media.HdrInfo(format="hdr10"))  # type: ignore[arg-type]
-    assert signal_report(src, static)["hdr"]["not_carried"] == ["hdr10+"]
-    assert signal_report(src, bare)["hdr"]["not_carried"] == ["mastering_display", "content_light_level", "hdr10+"]
-    assert signal_report(static, static)["hdr"]["not_carried"] == []
+    assert signal_report(src, static)["not_carried"] == ["hdr10+"]
+    assert signal_report(src, bare)["not_carried"] == ["mastering_display", "content_light_level", "hdr10+"]
+    assert signal_report(static, static)["not_carried"] == []
+    timed = static.model_copy(update={"timecode": "10:00:00:00"})
+    assert signal_report(timed, static)["not_carried"] == ["timecode"]
+    assert signal_report(timed, timed)["timecode"] == {"source": "10:00:00:00", "output": "10:00:00:00"}
 
 
 @pytest.mark.slow
@@ -223,7 +226,7 @@ def test_hdr10_source_restores_to_10bit_hevc_with_its_metadata(tmp_path: Path) -
         assert [f.pts for f in c.decode(video=0)] == [f.pts for f in s.decode(video=0)]
     report = json.loads(Path(result["report"]).read_text())
     assert report["signal"]["bit_depth"] == {"source": 10, "output": 10}
-    assert report["signal"]["hdr"]["not_carried"] == []
+    assert report["signal"]["not_carried"] == []
     assert len(report["chunks"]) == 2
     codes, rms = ramp_error(out)  # the ramp row stays a ramp of 10-bit steps (see the test above)
     assert codes > 90 and rms < 0.8

@@ -41,6 +41,7 @@ def interlaced_clip(path: Path, n: int = 20, keyint: int = 5, interlaced: bool =
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
         x264 = f"keyint={keyint}:min-keyint={keyint}:scenecut=0" + (":interlaced=1:tff=1" if interlaced else "")
         s.codec_context.options = {"crf": "10", "preset": "ultrafast", "x264-params": x264}
+        s.metadata["timecode"] = "09:59:30:00"  # as broadcast masters carry one
         for i in range(n):
             vf = av.VideoFrame.from_ndarray(woven(i), format="rgb24").reformat(format="yuv420p")
             vf.pts = i
@@ -107,6 +108,8 @@ def test_interlaced_source_restores_to_progressive_with_the_deinterlacer_on_reco
         assert [f.pts for f in c.decode(video=0)] == [f.pts for f in s.decode(video=0)]
     report = json.loads(Path(result["report"]).read_text())
     assert report["signal"]["scan"]["output"] == "progressive"
+    assert report["signal"]["timecode"] == {"source": "09:59:30:00", "output": "09:59:30:00"}
+    assert report["signal"]["not_carried"] == []
     assert report["signal"]["scan"]["deinterlaced"] == report["provenance"]["deinterlace"] == media.DEINTERLACE
     frames = np.stack(media.first_frames(out, 20))
     assert combing(frames) < 1.0

@@ -135,6 +135,27 @@ def test_chunks_concatenate_with_exact_timestamps_and_untouched_audio(tmp_path: 
         assert media.stream_packet_digest(out, "audio") == media.stream_packet_digest(src, "audio")
 
 
+@pytest.mark.parametrize(("timecode", "rate"), [("10:00:00:00", Fraction(25)), ("01:00:00;00", Fraction(30000, 1001))])
+def test_start_timecode_survives_packaging(timecode: str, rate: Fraction, tmp_path: Path) -> None:
+    """A broadcast source's start timecode (here a QuickTime tmcd track; drop-frame at 29.97) is
+    read by probe and written into every output container (MOV/MP4: a tmcd track; Matroska: a tag)."""
+    src = make_clip(tmp_path / "tc.mov", cut_frames(10, [], h=48, w=64), rate=rate, timecode=timecode)
+    info = media.probe(src)
+    assert info.video.timecode == timecode
+    index, _, _ = media.scan(src, info)
+    w = media.ChunkWriter(tmp_path / "c.mov", media.choose_encode(info, 1, tmp_path / "o.mov", 18, "fast"))
+    for p, f in media.read_frames(src, info, index, 0, 10):
+        w.write(p, f)
+    w.close()
+    for ext in (".mov", ".mp4", ".mkv"):
+        out = tmp_path / f"out{ext}"
+        media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out)
+        assert media.probe(out).video.timecode == timecode, ext
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert [s.type for s in c.streams] == ["video", "data"]  # the tmcd track
+    assert media.probe(make_clip(tmp_path / "none.mov", cut_frames(2, [], h=48, w=64))).video.timecode is None
+
+
 def test_output_extension_is_validated() -> None:
     with pytest.raises(ConfigError, match="extension"):
         media.output_format("clip.xyz")
