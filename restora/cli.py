@@ -203,6 +203,10 @@ def cmd_probe(a: argparse.Namespace) -> int:
         )
     for s in info.subtitles:
         print(f"subtitle #{s.index}: {s.codec}{' [' + s.language + ']' if s.language else ''}")
+    if info.chapters:
+        titles = ", ".join(f"{ch.start_s:.3f} s {ch.title or '(untitled)'}" for ch in info.chapters[:4])
+        more = f", ... ({len(info.chapters)} in all)" if len(info.chapters) > 4 else ""
+        print(f"chapters:   {titles}{more}")
     if info.video_streams > 1:
         print(f"note:       {info.video_streams} video streams; restoring #{v.index}")
     return EXIT_OK

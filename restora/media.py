@@ -234,6 +234,14 @@ class OtherStreamInfo(BaseModel):
     layout: str | None = None
 
 
+class Chapter(BaseModel):
+    """A chapter mark of the container (seconds on the source's timeline) and its title."""
+
+    start_s: float
+    end_s: float
+    title: str | None = None
+
+
 class MediaInfo(BaseModel):
     """What ``restora probe`` reports."""
 
@@ -246,6 +254,7 @@ class MediaInfo(BaseModel):
     audio: list[OtherStreamInfo]
     subtitles: list[OtherStreamInfo]
     data: list[OtherStreamInfo]
+    chapters: list[Chapter] = []
 
 
 @dataclass
@@ -496,6 +505,14 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             timecode=timecode,
         )
         container_dur = float(c.duration) / 1e6 if c.duration else dur
+        chapters = [
+            Chapter(
+                start_s=float(ch["start"] * (ch["time_base"] or Fraction(1, 1_000_000))),
+                end_s=float(ch["end"] * (ch["time_base"] or Fraction(1, 1_000_000))),  # AV_TIME_BASE if unset
+                title=ch["metadata"].get("title"),
+            )
+            for ch in c.chapters()
+        ]
         return MediaInfo(
             path=str(p),
             container=c.format.name,
@@ -506,6 +523,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             audio=others["audio"],
             subtitles=others["subtitle"],
             data=others["data"],
+            chapters=chapters,
         )
 
 
@@ -923,7 +941,7 @@ def package(
     info: MediaInfo,
     output: str | os.PathLike[str],
 ) -> dict[str, Any]:
-    """Concatenate encoded chunks into ``output`` and mux the source's audio and subtitles untouched.
+    """Concatenate encoded chunks into ``output`` and mux the source's audio, subtitles and chapters untouched.
 
     ``chunks`` are ``(path, first_pts)`` pairs: ``first_pts`` is the source PTS of the chunk's first
     frame. Edit-list rounding or containers without negative timestamps can shift a chunk by a few
@@ -968,6 +986,7 @@ def package(
             so.time_base = sin.time_base
             so.metadata.update(dict(sin.metadata))
             mapping[s.index] = so
+        out.set_chapters(source_c.chapters())  # frames keep their source PTS: the marks stay valid
         out.start_encoding()
 
         # Per chunk: the PTS shift its container introduced, and its encoder's reorder delay (first PTS

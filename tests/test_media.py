@@ -156,6 +156,39 @@ def test_start_timecode_survives_packaging(timecode: str, rate: Fraction, tmp_pa
     assert media.probe(make_clip(tmp_path / "none.mov", cut_frames(2, [], h=48, w=64))).video.timecode is None
 
 
+def test_chapters_survive_packaging(tmp_path: Path) -> None:
+    """Chapter marks of the source (Matroska here) are in every output container, same times and titles."""
+    src = tmp_path / "ch.mkv"
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        tb = Fraction(1, 25)
+        marks = [(1, 0, 10, "Opening"), (2, 10, 20, "Part 2")]
+        out.set_chapters(
+            [{"id": i, "start": a, "end": b, "time_base": tb, "metadata": {"title": t}} for i, a, b, t in marks]
+        )
+        for i, rgb in enumerate(cut_frames(20, [], h=48, w=64)):
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            vf.pts = i
+            for p in s.encode(vf):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    info = media.probe(src)
+    want = [(0.0, 0.4, "Opening"), (0.4, 0.8, "Part 2")]
+    assert [(c.start_s, c.end_s, c.title) for c in info.chapters] == want
+    index, _, _ = media.scan(src, info)
+    w = media.ChunkWriter(tmp_path / "c.mov", media.choose_encode(info, 1, tmp_path / "o.mkv", 18, "fast"))
+    for p, f in media.read_frames(src, info, index, 0, 20):
+        w.write(p, f)
+    w.close()
+    for ext in (".mkv", ".mp4", ".mov"):
+        out_path = tmp_path / f"out{ext}"
+        media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out_path)
+        got = [(round(c.start_s, 3), round(c.end_s, 3), c.title) for c in media.probe(out_path).chapters]
+        assert got == want, ext
+
+
 def test_output_extension_is_validated() -> None:
     with pytest.raises(ConfigError, match="extension"):
         media.output_format("clip.xyz")
