@@ -196,6 +196,8 @@ def cmd_probe(a: argparse.Namespace) -> int:
         print(f"hdr:        {describe_hdr(v.hdr)}")
     if v.timecode is not None:
         print(f"timecode:   {v.timecode} (start)")
+    if v.orientation is not None:
+        print(f"display:    rotated {media.rotation_text(v.orientation)} (size above as displayed); decoded upright")
     for s in info.audio:
         print(
             f"audio #{s.index}:   {s.codec} {s.sample_rate} Hz {s.channels} ch"

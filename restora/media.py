@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import heapq
 import io
+import math
 import os
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -210,6 +211,9 @@ class VideoStreamInfo(BaseModel):
     # (frames flagged interlaced, order from each frame)
     field_order: str = "progressive"
     timecode: str | None = None  # start timecode "HH:MM:SS:FF" (";" before FF: drop-frame), as the source declares it
+    # display matrix of a rotated/mirrored recording (see display_orientation); frames are decoded
+    # upright and ``width`` / ``height`` are the displayed size
+    orientation: tuple[int, int, int, int] | None = None
 
     @property
     def interlaced(self) -> bool:
@@ -384,20 +388,69 @@ def _is_rgb(fmt: av.VideoFormat) -> bool:
     return bool(fmt.is_rgb) or fmt.name.startswith(("gbr", "bgr", "rgb"))
 
 
-def _peek(path: Path, transfer: int, field_order: int, frames: int = 4) -> tuple[HdrInfo | None, str]:
-    """What only decoded frames tell: the HDR metadata of the first one (static metadata is per
-    stream and repeated on keyframes), and, where the stream does not declare its field order,
-    whether any of the first ``frames`` is interlaced."""
+Orientation = tuple[int, int, int, int]  # (a, b, c, d) of a display matrix, each -1, 0 or 1
+
+
+def display_orientation(frame: av.VideoFrame | None, path: Path) -> Orientation | None:
+    """The rotation/mirroring a frame's display matrix asks for (phones record upright video as
+    rotated landscape): ``(a, b, c, d)`` of FFmpeg's matrix, mapping a coded pixel ``(x, y)`` to
+    ``(a x + c y, b x + d y)`` plus a translation; None when absent or the identity.
+
+    Raises:
+        UnsupportedInputError: a rotation that is not a multiple of 90 degrees.
+    """
+    sides: Iterator[Any] = iter(frame.side_data) if frame is not None else iter(())  # SideData objects
+    for sd in sides:
+        if sd.type.name != "DISPLAYMATRIX":
+            continue
+        m = struct.unpack("=9i", bytes(sd)[:36])
+        scale = max(abs(v) for v in (m[0], m[1], m[3], m[4])) or 1
+        q = tuple(round(v / scale) for v in (m[0], m[1], m[3], m[4]))
+        if any(abs(v / scale - r) > 1e-3 for v, r in zip((m[0], m[1], m[3], m[4]), q, strict=True)):
+            raise UnsupportedInputError(f"{path}: display matrix {m[:2]}, {m[3:5]} rotates by a non-right angle")
+        a, b, c, d = q
+        return None if (a, b, c, d) == (1, 0, 0, 1) else (a, b, c, d)
+    return None
+
+
+def orient(rgb: Frames, m: Orientation | None) -> Frames:
+    """``(H, W, 3)`` coded picture -> as displayed under orientation ``m`` (:func:`display_orientation`)."""
+    if m is None:
+        return rgb
+    a, b, c, d = m
+    out = rgb.transpose(1, 0, 2) if a == 0 else rgb  # a = 0: x' follows y and y' follows x
+    x_sign, y_sign = (c, b) if a == 0 else (a, d)
+    if x_sign < 0:
+        out = out[:, ::-1]
+    if y_sign < 0:
+        out = out[::-1]
+    return np.ascontiguousarray(out)
+
+
+def rotation_text(m: Orientation | None) -> str:
+    """``"none"``, or the clockwise rotation in degrees, with ``", mirrored"`` for a reflection."""
+    if m is None:
+        return "none"
+    a, b, c, d = m
+    degrees = round(math.degrees(math.atan2(b, a))) % 360
+    return f"{degrees} degrees clockwise" + (", mirrored" if a * d - b * c < 0 else "")
+
+
+def _peek(
+    path: Path, transfer: int, field_order: int, frames: int = 4
+) -> tuple[HdrInfo | None, str, Orientation | None]:
+    """What only decoded frames tell: the HDR metadata and display orientation of the first one
+    (both per stream), and, where the stream does not declare its field order, whether any of the
+    first ``frames`` is interlaced."""
     order = FIELD_ORDERS.get(field_order, "unknown")
-    if transfer not in HDR_TRANSFERS and order != "unknown":
-        return None, order
     with _open_input(path) as c:
         vs = _pick_video(c, path)
-        peeked = [f for _, f in zip(range(frames), _decode(c, vs, path), strict=False)]
-    hdr = hdr_from_side_data(peeked[0] if peeked else None, transfer)
+        n = frames if order == "unknown" else 1
+        peeked = [f for _, f in zip(range(n), _decode(c, vs, path), strict=False)]
+    first = peeked[0] if peeked else None
     if order == "unknown":
         order = "interlaced" if any(f.interlaced_frame for f in peeked) else "progressive"
-    return hdr, order
+    return hdr_from_side_data(first, transfer), order, display_orientation(first, path)
 
 
 def _timecode(c: av.container.InputContainer, vs: VideoStream) -> str | None:
@@ -480,14 +533,15 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 info.layout = sc.layout.name if sc.layout is not None else None
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
-        hdr, field_order = _peek(p, color.transfer, int(cc.field_order))
+        hdr, field_order, orientation = _peek(p, color.transfer, int(cc.field_order))
+        width, height = (cc.height, cc.width) if orientation and orientation[0] == 0 else (cc.width, cc.height)
         timecode = _timecode(c, vs)
         video = VideoStreamInfo(
             index=vs.index,
             codec=cc.name,
             profile=cc.profile,
-            width=cc.width,
-            height=cc.height,
+            width=width,
+            height=height,
             pix_fmt=fmt.name,
             bit_depth=_bit_depth(fmt),
             is_rgb=rgb,
@@ -503,6 +557,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             hdr=hdr,
             field_order=field_order,
             timecode=timecode,
+            orientation=orientation,
         )
         container_dur = float(c.duration) / 1e6 if c.duration else dur
         chapters = [
@@ -538,14 +593,20 @@ def _src_colorspace(color: ColorInfo) -> int | None:
     }.get(color.matrix)
 
 
-def _to_rgb(frame: av.VideoFrame, color: ColorInfo, deep: bool = False) -> Frames:
-    """``(H, W, 3)`` RGB: uint8 (``rgb24``), or uint16 on the full 16-bit scale (``rgb48le``) if ``deep``."""
-    fmt = "rgb48le" if deep else "rgb24"
+def _to_rgb(frame: av.VideoFrame, video: VideoStreamInfo, deep: bool = False) -> Frames:
+    """``(H, W, 3)`` RGB as displayed (oriented by the stream's display matrix): uint8 (``rgb24``),
+    or uint16 on the full 16-bit scale (``rgb48le``) if ``deep``."""
+    fmt, color = ("rgb48le" if deep else "rgb24"), video.color
+    rgb: Frames
     if _is_rgb(frame.format):
-        return np.asarray(frame.to_ndarray(format=fmt))
-    return np.asarray(
-        frame.to_ndarray(format=fmt, src_colorspace=_src_colorspace(color), src_color_range=color.range or RANGE_MPEG)
-    )
+        rgb = np.asarray(frame.to_ndarray(format=fmt))
+    else:
+        rgb = np.asarray(
+            frame.to_ndarray(
+                format=fmt, src_colorspace=_src_colorspace(color), src_color_range=color.range or RANGE_MPEG
+            )
+        )
+    return orient(rgb, video.orientation)
 
 
 def _decode(c: av.container.InputContainer, vs: av.video.stream.VideoStream, path: Path) -> Iterator[av.VideoFrame]:
@@ -663,13 +724,13 @@ def first_frames(path: str | os.PathLike[str], limit: int) -> list[U8]:
         InputError: as :func:`probe`, or undecodable.
     """
     p = Path(path)
-    color = probe(p).video.color
+    video = probe(p).video
     out: list[U8] = []
     with _open_input(p) as c:
         vs = _pick_video(c, p)
         vs.thread_type = "AUTO"
         for frame in _decode(c, vs, p):
-            out.append(_to_rgb(frame, color))
+            out.append(_to_rgb(frame, video))
             if len(out) >= limit:
                 break
     return out
@@ -704,7 +765,7 @@ def read_frames(
     p = Path(path)
     if not 0 <= start < stop <= len(index):
         raise ValueError(f"frame range [{start}, {stop}) outside 0..{len(index)}")
-    color, deep, interlaced = info.video.color, info.video.deep, info.video.interlaced
+    deep, interlaced = info.video.deep, info.video.interlaced
     want = index.pts[start:stop]
     buf: list[Frames] = []
     buf_pts: list[int] = []
@@ -736,7 +797,7 @@ def read_frames(
                 if i >= stop:
                     break
                 fpts = index.pts[i]
-            buf.append(_to_rgb(frame, color, deep))
+            buf.append(_to_rgb(frame, info.video, deep))
             buf_pts.append(fpts)
             delivered += 1
             if len(buf) == batch:
@@ -1082,7 +1143,7 @@ def frame_at(path: str | os.PathLike[str], n: int = 0) -> U8:
         vs.thread_type = "AUTO"
         for i, frame in enumerate(_decode(c, vs, p)):
             if i == n:
-                return _to_rgb(frame, info.video.color)
+                return _to_rgb(frame, info.video)
     raise InputError(f"{p}: has no frame {n}")
 
 

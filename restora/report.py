@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from restora.media import DEINTERLACE, MediaInfo, VideoStreamInfo
+from restora.media import DEINTERLACE, MediaInfo, VideoStreamInfo, rotation_text
 from restora.spec import RestoreSpec, ShotSpec
 
 
@@ -34,7 +34,8 @@ class AssetRef(BaseModel):
 
 def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str, Any]:
     """Bit depth, scan (field order, and the deinterlacer an interlaced source went through), HDR
-    signalling and start timecode of source and output, and what of the source's metadata the
+    signalling, start timecode and display orientation (a rotated source is decoded upright) of
+    source and output, and what of the source's metadata the
     output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
     dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``)."""
     lost: list[str] = []
@@ -59,6 +60,7 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
             "output": output.hdr.model_dump() if output.hdr else None,
         },
         "timecode": {"source": source.timecode, "output": output.timecode},
+        "orientation": {"source": rotation_text(source.orientation), "output": rotation_text(output.orientation)},
         "not_carried": lost,
     }
 

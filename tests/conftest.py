@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -101,6 +102,23 @@ def make_clip(
             for p in aus.encode():
                 out.mux(p)
     return path
+
+
+def with_display_matrix(src: Path, dst: Path, m: tuple[int, int, int, int]) -> Path:
+    """Copy an MP4/MOV with its (single) track's tkhd matrix set to ``(a, b, c, d)`` (each -1, 0, 1),
+    as a phone writes its rotation; the translation keeps the picture in the first quadrant."""
+    b = bytearray(src.read_bytes())
+    i = b.index(b"tkhd")
+    version = b[i + 4]
+    off = i + 8 + (32 if version == 1 else 20) + 16  # type, version/flags; times, id, duration; reserved..volume
+    width, height = struct.unpack(">II", b[off + 36 : off + 44])
+    a, bb, c, d = m
+    tx = (height if c < 0 else 0) + (width if a < 0 else 0)
+    ty = (width if bb < 0 else 0) + (height if d < 0 else 0)
+    vals = (a << 16, bb << 16, 0, c << 16, d << 16, 0, tx, ty, 1 << 30)  # tx/ty already 16.16 from tkhd size
+    b[off : off + 36] = struct.pack(">9i", *vals)
+    dst.write_bytes(bytes(b))
+    return dst
 
 
 def cut_frames(n: int, cuts: list[int], h: int = 72, w: int = 96, seed: int = 0) -> list[np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from restora import media
 from restora.errors import ConfigError, InputError
-from tests.conftest import cut_frames, make_audio_only, make_clip
+from tests.conftest import cut_frames, make_audio_only, make_clip, with_display_matrix
 
 
 def test_probe_real_clip_with_odd_frame_rate_and_audio(data: Path) -> None:
@@ -187,6 +188,41 @@ def test_chapters_survive_packaging(tmp_path: Path) -> None:
         media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out_path)
         got = [(round(c.start_s, 3), round(c.end_s, 3), c.title) for c in media.probe(out_path).chapters]
         assert got == want, ext
+
+
+@pytest.mark.parametrize(
+    ("matrix", "upright"),
+    [
+        ((0, 1, -1, 0), lambda f: np.rot90(f, -1)),  # a phone held upright: 90 degrees clockwise
+        ((-1, 0, 0, -1), lambda f: np.rot90(f, 2)),
+        ((0, -1, 1, 0), lambda f: np.rot90(f, 1)),
+        ((-1, 0, 0, 1), lambda f: f[:, ::-1]),  # mirrored (a selfie camera)
+    ],
+)
+def test_rotated_recordings_are_decoded_upright(
+    matrix: tuple[int, int, int, int], upright: Any, tmp_path: Path
+) -> None:
+    """A display matrix (tkhd) is applied on decode as FFmpeg applies it: the frames, the size the
+    output is encoded at and the packaged output are upright, and the output carries no matrix."""
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:8, :16] = 255  # a white block in the coded top-left corner
+    src = with_display_matrix(make_clip(tmp_path / "c.mp4", [frame] * 3), tmp_path / "r.mp4", matrix)
+    info = media.probe(src)
+    assert info.video.orientation == matrix
+    want = upright(frame)
+    assert (info.video.height, info.video.width) == want.shape[:2]
+    index, _, _ = media.scan(src, info)
+    ((pts, got),) = list(media.read_frames(src, info, index, 0, 3))
+    assert got.shape[1:] == want.shape and np.abs(got[0].astype(int) - want).mean() < 3
+    params = media.choose_encode(info, 2, tmp_path / "o.mp4", 18, "fast")
+    assert (params.height, params.width) == (2 * want.shape[0], 2 * want.shape[1])
+    w = media.ChunkWriter(tmp_path / "chunk.mov", media.choose_encode(info, 1, tmp_path / "o.mp4", 18, "fast"))
+    w.write(pts, got)
+    w.close()
+    media.package([(tmp_path / "chunk.mov", index.pts[0])], src, info, tmp_path / "o.mp4")
+    out = media.probe(tmp_path / "o.mp4").video
+    assert out.orientation is None and (out.height, out.width) == want.shape[:2]
+    assert np.abs(media.frame_at(tmp_path / "o.mp4").astype(int) - want).mean() < 3
 
 
 def test_output_extension_is_validated() -> None:
