@@ -535,6 +535,8 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         sar = cc.sample_aspect_ratio
         hdr, field_order, orientation = _peek(p, color.transfer, int(cc.field_order))
         width, height = (cc.height, cc.width) if orientation and orientation[0] == 0 else (cc.width, cc.height)
+        if sar and orientation and orientation[0] == 0:
+            sar = Fraction(sar.denominator, sar.numerator)  # pixels turned on their side
         timecode = _timecode(c, vs)
         video = VideoStreamInfo(
             index=vs.index,
@@ -814,7 +816,7 @@ def read_frames(
 class EncodeParams(BaseModel):
     """How the video stream of an output is encoded (the same for every chunk of a run)."""
 
-    codec: str  # "libx264", "libx265" (HDR) or "ffv1" (lossless)
+    codec: str  # "libx264", "libx265" (HDR), "prores_ks" (ProRes sources) or "ffv1" (lossless)
     pix_fmt: str
     width: int
     height: int
@@ -825,11 +827,14 @@ class EncodeParams(BaseModel):
     preset: str = "fast"
     sample_aspect_ratio: str | None = None
     hdr: HdrInfo | None = None
+    profile: str | None = None  # prores_ks: the source's ProRes profile number (PRORES_PROFILES)
 
     def options(self) -> dict[str, str]:
         """Encoder options for PyAV's ``codec_context.options``."""
         if self.codec == "libx264":
             return {"crf": f"{self.crf:g}", "preset": self.preset}
+        if self.codec == "prores_ks":
+            return {"profile": self.profile or "3", "vendor": "apl0"}
         if self.codec == "libx265":
             # repeat-headers: every chunk (and every keyframe) carries its parameter sets and HDR SEI
             params = ["log-level=error", "repeat-headers=1", *(self.hdr.x265_params() if self.hdr else [])]
@@ -838,6 +843,9 @@ class EncodeParams(BaseModel):
             return {"level": "3", "slicecrc": "1", "g": "1"}
         return {}
 
+
+# FFmpeg's names of the ProRes profiles -> prores_ks ``profile`` numbers.
+PRORES_PROFILES = {"Proxy": "0", "LT": "1", "Standard": "2", "HQ": "3", "4444": "4", "4444 XQ": "5"}
 
 OUTPUT_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".nut": "nut"}
 
@@ -860,16 +868,21 @@ def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], c
     - HDR sources (PQ or HLG transfer) become 10-bit HEVC (x265 Main 10 / Main 4:2:2 10 / Main 4:4:4
       10) with their transfer, BT.2020 tags and static metadata (mastering display, content light
       level) written as SEI: what HDR10 and HLG delivery expects, and what 8-bit would band.
+    - ProRes sources stay ProRes (the same profile, 4:2:2 or 4:4:4 10-bit) in MOV/Matroska: the
+      mezzanine a post-production chain expects back (intra-only, so chunks join at any frame).
     - Everything else is H.264 at the source's chroma subsampling, High 10 for sources deeper than 8 bits.
     """
     v = info.video
     fmt = output_format(output)
     sub = "444" if ("444" in v.pix_fmt or v.is_rgb) else "422" if "422" in v.pix_fmt else "420"
-    hdr = None
+    hdr, profile = None, None
     if v.lossless and fmt in ("matroska", "nut"):
         codec = "ffv1"
         depth = "" if not v.deep else next(f"{d}le" for d in (10, 12, 16) if v.bit_depth <= d)
         pix_fmt = ("bgr0" if not v.deep else f"gbrp{depth}") if v.is_rgb else f"yuv{sub}p{depth}"
+    elif v.codec == "prores" and fmt in ("mov", "matroska"):
+        profile = PRORES_PROFILES.get(v.profile or "", "3")
+        codec, pix_fmt = "prores_ks", "yuv444p10le" if profile in ("4", "5") else "yuv422p10le"
     elif v.color.transfer in HDR_TRANSFERS:
         codec, pix_fmt = "libx265", f"yuv{sub}p10le"
         hdr = v.hdr or HdrInfo(format="hdr10" if HDR_TRANSFERS[v.color.transfer] == "pq" else "hlg")
@@ -901,6 +914,7 @@ def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], c
         preset=preset,
         sample_aspect_ratio=v.sample_aspect_ratio,
         hdr=hdr,
+        profile=profile,
     )
 
 
@@ -1032,6 +1046,8 @@ def package(
         vout.time_base = tmpl.time_base
         if tmpl.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
             vout.codec_tag = "hvc1"  # what Apple players require (FFmpeg's default is hev1)
+        if tmpl.codec_context.name == "prores":
+            vout.codec_tag = tmpl.codec_context.codec_tag  # the fourcc names the profile (apch: 422 HQ)
         if info.video.timecode:
             # MOV/MP4 muxers make a tmcd track of it (counting at the stream's frame rate), Matroska a tag
             vout.metadata["timecode"] = info.video.timecode

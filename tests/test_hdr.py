@@ -51,7 +51,7 @@ def write_deep(
     with av.open(str(path), "w") as out:
         s = out.add_stream(codec, rate=25)
         s.width, s.height, s.pix_fmt = w, h, pix_fmt
-        opts = {"crf": "4", "preset": "ultrafast"} if codec != "ffv1" else {}
+        opts = {"ffv1": {}, "prores_ks": {"profile": "3"}}.get(codec, {"crf": "4", "preset": "ultrafast"})
         if codec == "libx265":
             # no B-frames: libx265 leaves the DTS of clips shorter than its B-frame delay uninitialised
             opts["x265-params"] = ":".join(["log-level=error", "bframes=0", *filter(None, [params])])
@@ -124,6 +124,30 @@ def test_encoding_follows_the_source_depth_and_dynamic_range(tmp_path: Path) -> 
     params = media.choose_encode(media.probe(hdr10_clip(tmp_path / "pq2.mp4", 2)), 2, "o.mov", 18, "fast")
     x265 = params.options()["x265-params"].split(":")
     assert {"hdr10=1", "repeat-headers=1", f"master-display={MASTER_DISPLAY}", f"max-cll={MAX_CLL}"} <= set(x265)
+
+
+def test_prores_source_stays_prores(tmp_path: Path) -> None:
+    """A ProRes 422 HQ mezzanine comes back as ProRes 422 HQ (MOV or Matroska), 10-bit, within a
+    code or two of the source; into MP4, which cannot hold ProRes, it becomes H.264 High 4:2:2 10."""
+    planes = ramp_planes(4, lo=300)
+    src = write_deep(tmp_path / "m.mov", planes, "prores_ks", "yuv422p10le")
+    info = media.probe(src)
+    assert (info.video.codec, info.video.profile, info.video.bit_depth) == ("prores", "HQ", 10)
+    mp4 = media.choose_encode(info, 1, tmp_path / "o.mp4", 16, "fast")
+    assert (mp4.codec, mp4.pix_fmt) == ("libx264", "yuv422p10le")
+    params = media.choose_encode(info, 1, tmp_path / "o.mov", 16, "fast")
+    assert (params.codec, params.pix_fmt, params.options()["profile"]) == ("prores_ks", "yuv422p10le", "3")
+    index, _, _ = media.scan(src, info)
+    w = media.ChunkWriter(tmp_path / "c.mov", params)
+    for pts, frames in media.read_frames(src, info, index, 0, 4):
+        w.write(pts, frames)
+    w.close()
+    for ext in (".mov", ".mkv"):
+        media.package([(tmp_path / "c.mov", index.pts[0])], src, info, tmp_path / f"o{ext}")
+        out = media.probe(tmp_path / f"o{ext}").video
+        assert (out.codec, out.profile, out.pix_fmt, out.frames) == ("prores", "HQ", "yuv422p10le", 4)
+    err = np.abs(luma10(tmp_path / "o.mov").astype(int) - luma10(src).astype(int))
+    assert err.mean() < 1.0 and err.max() <= 4
 
 
 def test_ten_bit_frames_survive_decode_and_encode_without_an_8bit_step(tmp_path: Path) -> None:
