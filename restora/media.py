@@ -214,6 +214,7 @@ class VideoStreamInfo(BaseModel):
     # display matrix of a rotated/mirrored recording (see display_orientation); frames are decoded
     # upright and ``width`` / ``height`` are the displayed size
     orientation: tuple[int, int, int, int] | None = None
+    alpha: bool = False  # the pixel format carries an alpha channel (restored frames are opaque RGB)
 
     @property
     def interlaced(self) -> bool:
@@ -560,6 +561,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             field_order=field_order,
             timecode=timecode,
             orientation=orientation,
+            alpha=len(fmt.components) in (2, 4),  # gray + alpha, or color + alpha
         )
         container_dur = float(c.duration) / 1e6 if c.duration else dur
         chapters = [

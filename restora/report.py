@@ -37,7 +37,7 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
     signalling, start timecode and display orientation (a rotated source is decoded upright) of
     source and output, and what of the source's metadata the
     output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
-    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``)."""
+    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``)."""
     lost: list[str] = []
     if source.hdr is not None:
         out = output.hdr
@@ -48,6 +48,8 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
         lost += [d for d in source.hdr.dynamic if out is None or d not in out.dynamic]
     if source.timecode is not None and output.timecode != source.timecode:
         lost.append("timecode")
+    if source.alpha and not output.alpha:
+        lost.append("alpha")
     return {
         "bit_depth": {"source": source.bit_depth, "output": output.bit_depth},
         "scan": {

@@ -228,6 +228,7 @@ def test_signal_report_names_hdr_metadata_the_output_lacks() -> None:
     timed = static.model_copy(update={"timecode": "10:00:00:00"})
     assert signal_report(timed, static)["not_carried"] == ["timecode"]
     assert signal_report(timed, timed)["timecode"] == {"source": "10:00:00:00", "output": "10:00:00:00"}
+    assert signal_report(static.model_copy(update={"alpha": True}), static)["not_carried"] == ["alpha"]
 
 
 @pytest.mark.slow

@@ -225,6 +225,17 @@ def test_rotated_recordings_are_decoded_upright(
     assert np.abs(media.frame_at(tmp_path / "o.mp4").astype(int) - want).mean() < 3
 
 
+def test_alpha_channel_is_reported_as_not_carried(tmp_path: Path) -> None:
+    """Restored frames are opaque RGB: a source with alpha (FFV1 BGRA here) says so in the report."""
+    from restora.report import signal_report
+
+    src = make_clip(tmp_path / "a.mkv", cut_frames(1, [], h=48, w=64), codec="ffv1", pix_fmt="bgra")
+    info = media.probe(src)
+    assert info.video.alpha and media.choose_encode(info, 1, tmp_path / "o.mkv", 16, "fast").pix_fmt == "bgr0"
+    opaque = info.video.model_copy(update={"alpha": False, "pix_fmt": "bgr0"})
+    assert signal_report(info.video, opaque)["not_carried"] == ["alpha"]
+
+
 def test_output_extension_is_validated() -> None:
     with pytest.raises(ConfigError, match="extension"):
         media.output_format("clip.xyz")
@@ -235,7 +246,7 @@ def test_lossless_rgb_source_stays_lossless(tmp_path: Path) -> None:
     frame = cut_frames(1, [], h=48, w=64)
     src = make_clip(tmp_path / "one.mkv", frame, codec="ffv1", pix_fmt="bgr0")
     info = media.probe(src)
-    assert info.video.lossless and info.video.is_rgb
+    assert info.video.lossless and info.video.is_rgb and not info.video.alpha
     p = media.choose_encode(info, 2, tmp_path / "o.mkv", 16, "fast")
     assert (p.codec, p.pix_fmt, p.width, p.height) == ("ffv1", "bgr0", 128, 96)
     index, _, _ = media.scan(src, info)
