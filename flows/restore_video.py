@@ -59,6 +59,8 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
             carrier = telemetry.carrier()
             asset = ingest(spec.input, carrier)
             root.set_attribute("restora.asset_id", asset.asset_id)
+            # fail before any chunk on an output the source cannot have (odd 4:2:0 size, 8-bit HDR)
+            media.choose_encode(asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth)
             chunks, fades = detect_shots_task(asset, spec.chunk_frames, carrier)
             futures = [restore_shot.submit(asset, c, spec, carrier) for c in chunks]
             refs = [f.result() for f in futures]

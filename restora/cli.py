@@ -112,11 +112,14 @@ def cmd_restore(a: argparse.Namespace) -> int:
         stages=stages,
         crf=a.crf,
         x264_preset=a.x264_preset,
+        bit_depth=a.bit_depth,
         chunk_frames=a.chunk_frames,
     )
     from flows.restore_video import run, validate
 
     validate(spec)
+    if "://" not in a.input:  # the output this source can have (odd 4:2:0 size, 8-bit HDR), before Prefect starts
+        media.choose_encode(info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth)
     bar = ProgressBar()
     stop = progress.listen(bar)
     t0 = time.monotonic()
@@ -330,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--crf", type=float, default=16.0, help="CRF for lossy outputs: libx264, or libx265 for HDR (default 16)"
     )
     r.add_argument("--x264-preset", default="fast", help="x264 (x265 for HDR) speed preset (default fast)")
+    r.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=(8, 10),
+        default=None,
+        help="output bits per sample (default: the source's); 10 keeps restored gradients from banding",
+    )
     r.add_argument("--chunk-frames", type=int, default=120, help="longest chunk of a shot (unit of resume)")
     r.add_argument("--workers", type=int, default=None, help="chunks restored concurrently")
     r.set_defaults(func=cmd_restore)

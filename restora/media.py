@@ -756,7 +756,8 @@ def read_frames(
     start: int,
     stop: int,
     batch: int = 8,
-) -> Iterator[tuple[list[int], U8]]:
+    deep: bool | None = None,
+) -> Iterator[tuple[list[int], Frames]]:
     """Decode frames ``[start, stop)`` (stream order) as RGB batches.
 
     Seeks to the keyframe before ``start`` when the stream has timestamps, else decodes from the
@@ -764,12 +765,12 @@ def read_frames(
 
     Yields:
         ``(pts, frames)``: source timestamps and ``(n, H, W, 3)`` RGB, ``n <= batch``: uint8 for
-        8-bit sources, uint16 (0-65535) for deeper ones (:attr:`VideoStreamInfo.deep`).
+        8-bit sources, uint16 (0-65535) for deeper ones (:attr:`VideoStreamInfo.deep`) or if ``deep``.
     """
     p = Path(path)
     if not 0 <= start < stop <= len(index):
         raise ValueError(f"frame range [{start}, {stop}) outside 0..{len(index)}")
-    deep, interlaced = info.video.deep, info.video.interlaced
+    deep, interlaced = (info.video.deep if deep is None else deep), info.video.interlaced
     want = index.pts[start:stop]
     buf: list[Frames] = []
     buf_pts: list[int] = []
@@ -831,6 +832,11 @@ class EncodeParams(BaseModel):
     hdr: HdrInfo | None = None
     profile: str | None = None  # prores_ks: the source's ProRes profile number (PRORES_PROFILES)
 
+    @property
+    def bits(self) -> int:
+        """Bits per sample of ``pix_fmt`` (8, 10, 12 or 16): frames deeper than 8 are decoded as uint16."""
+        return next((b for b in (10, 12, 16) if f"{b}le" in self.pix_fmt or f"{b}be" in self.pix_fmt), 8)
+
     def options(self) -> dict[str, str]:
         """Encoder options for PyAV's ``codec_context.options``."""
         if self.codec == "libx264":
@@ -862,8 +868,16 @@ def output_format(path: str | os.PathLike[str]) -> str:
     return OUTPUT_CONTAINERS[ext]
 
 
-def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], crf: float, preset: str) -> EncodeParams:
-    """Pick the output codec and sample format from the source.
+def choose_encode(
+    info: MediaInfo,
+    scale: int,
+    output: str | os.PathLike[str],
+    crf: float,
+    preset: str,
+    bit_depth: int | None = None,
+) -> EncodeParams:
+    """Pick the output codec and sample format from the source (and ``bit_depth``, 8 or 10, when
+    the user asks for one: 10-bit output of an 8-bit source keeps the restored gradients' precision).
 
     - Lossless sources stay lossless (FFV1) in Matroska/NUT, at their chroma subsampling and bit
       depth (8, 10, 12 or 16 bits; RGB stays RGB).
@@ -876,13 +890,16 @@ def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], c
     """
     v = info.video
     fmt = output_format(output)
+    deep = v.deep if bit_depth is None else bit_depth > 8
+    if not deep and v.color.transfer in HDR_TRANSFERS:
+        raise ConfigError("an HDR (PQ/HLG) source needs 10-bit output: 8 bits would band it; drop --bit-depth 8")
     sub = "444" if ("444" in v.pix_fmt or v.is_rgb) else "422" if "422" in v.pix_fmt else "420"
     hdr, profile = None, None
     if v.lossless and fmt in ("matroska", "nut"):
         codec = "ffv1"
-        depth = "" if not v.deep else next(f"{d}le" for d in (10, 12, 16) if v.bit_depth <= d)
-        pix_fmt = ("bgr0" if not v.deep else f"gbrp{depth}") if v.is_rgb else f"yuv{sub}p{depth}"
-    elif v.codec == "prores" and fmt in ("mov", "matroska"):
+        depth = "" if not deep else next(f"{d}le" for d in (10, 12, 16) if max(v.bit_depth, 10) <= d)
+        pix_fmt = ("bgr0" if not deep else f"gbrp{depth}") if v.is_rgb else f"yuv{sub}p{depth}"
+    elif v.codec == "prores" and fmt in ("mov", "matroska") and deep:
         profile = PRORES_PROFILES.get(v.profile or "", "3")
         codec, pix_fmt = "prores_ks", "yuv444p10le" if profile in ("4", "5") else "yuv422p10le"
     elif v.color.transfer in HDR_TRANSFERS:
@@ -890,7 +907,7 @@ def choose_encode(info: MediaInfo, scale: int, output: str | os.PathLike[str], c
         hdr = v.hdr or HdrInfo(format="hdr10" if HDR_TRANSFERS[v.color.transfer] == "pq" else "hlg")
     else:
         codec = "libx264"
-        pix_fmt = f"yuv{sub}p10le" if v.deep else f"yuv{sub}p"
+        pix_fmt = f"yuv{sub}p10le" if deep else f"yuv{sub}p"
     w, h = v.width * scale, v.height * scale
     if pix_fmt.startswith("yuv420") and (w % 2 or h % 2):
         raise UnsupportedInputError(f"{w}x{h} output cannot be 4:2:0 (odd size); use --scale 2 or an even-sized input")

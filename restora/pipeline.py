@@ -165,7 +165,8 @@ def restore_chunk(
 
     def decoded() -> Iterator[tuple[Keys, Frames]]:
         n, t = first, time.perf_counter()
-        for pts, frames in media.read_frames(source, analysis_info, index, first, last, batch=batch):
+        deep = params.bits > 8  # decode at the precision the output keeps
+        for pts, frames in media.read_frames(source, analysis_info, index, first, last, batch=batch, deep=deep):
             result.decode_seconds += time.perf_counter() - t
             yield list(zip(range(n, n + len(pts)), pts, strict=True)), frames
             n, t = n + len(pts), time.perf_counter()

@@ -46,6 +46,9 @@ class RestoreSpec(BaseModel):
     stages: list[StageSpec] = Field(default_factory=list, description="explicit stages; empty = preset's")
     crf: float = Field(16.0, ge=0, le=51)
     x264_preset: str = "fast"
+    bit_depth: Literal[8, 10] | None = Field(
+        None, description="output bits per sample; None: the source's (10 for HDR, FFV1 and ProRes keep theirs)"
+    )
     chunk_frames: int = Field(120, ge=1, le=100000, description="longest chunk of a shot, in frames")
 
     def resolved_stages(self) -> list[StageSpec]:
@@ -83,6 +86,7 @@ class RestoreSpec(BaseModel):
                 "scale": self.scale,
                 "crf": self.crf,
                 "x264_preset": self.x264_preset,
+                "bit_depth": self.bit_depth,
             },
             sort_keys=True,
         )
