@@ -8,10 +8,14 @@ import struct
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from restora import media
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -119,6 +123,20 @@ def with_display_matrix(src: Path, dst: Path, m: tuple[int, int, int, int]) -> P
     b[off : off + 36] = struct.pack(">9i", *vals)
     dst.write_bytes(bytes(b))
     return dst
+
+
+def one_chunk(src: Path, chunk: Path, output: str = "o.mov") -> tuple[media.MediaInfo, media.FrameIndex]:
+    """Probe and index ``src`` and encode all its frames, unrestored, into one chunk file as the
+    pipeline would for an ``output`` of that name (for packaging tests); returns (info, index)."""
+    from restora import media  # after the environment above is set
+
+    info = media.probe(src)
+    index, _, _ = media.scan(src, info)
+    w = media.ChunkWriter(chunk, media.choose_encode(info, 1, output, 18, "fast"))
+    for pts, frames in media.read_frames(src, info, index, 0, len(index)):
+        w.write(pts, frames)
+    w.close()
+    return info, index
 
 
 def cut_frames(n: int, cuts: list[int], h: int = 72, w: int = 96, seed: int = 0) -> list[np.ndarray]:

@@ -18,6 +18,7 @@ from restora.inference import LocalOnnx
 from restora.report import signal_report
 from restora.settings import get_settings
 from restora.stages import StageContext, build_stage
+from tests.conftest import make_clip, one_chunk
 
 # The HDR10 static metadata of a typical P3-D65 grade in a BT.2020 container (x265 units).
 MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
@@ -161,11 +162,7 @@ def test_prores_source_stays_prores(tmp_path: Path) -> None:
     assert (mp4.codec, mp4.pix_fmt) == ("libx264", "yuv422p10le")
     params = media.choose_encode(info, 1, tmp_path / "o.mov", 16, "fast")
     assert (params.codec, params.pix_fmt, params.options()["profile"]) == ("prores_ks", "yuv422p10le", "3")
-    index, _, _ = media.scan(src, info)
-    w = media.ChunkWriter(tmp_path / "c.mov", params)
-    for pts, frames in media.read_frames(src, info, index, 0, 4):
-        w.write(pts, frames)
-    w.close()
+    _, index = one_chunk(src, tmp_path / "c.mov", "o.mov")
     for ext in (".mov", ".mkv"):
         media.package([(tmp_path / "c.mov", index.pts[0])], src, info, tmp_path / f"o{ext}")
         out = media.probe(tmp_path / f"o{ext}").video
@@ -309,7 +306,6 @@ def test_bit_depth_10_from_an_8bit_source_through_the_flow(tmp_path: Path) -> No
     values survive (an 8-bit ramp of 1 code per 2 columns has 4x more 10-bit codes after x2 SR)."""
     from flows.restore_video import run
     from restora.spec import RestoreSpec
-    from tests.conftest import make_clip
 
     ramp = np.tile(np.repeat(np.arange(60, 124, dtype=np.uint8), 2)[None, :, None], (48, 1, 3))  # 128 wide
     src = make_clip(tmp_path / "r.mp4", [ramp] * 4)

@@ -12,7 +12,7 @@ import pytest
 
 from restora import media
 from restora.errors import ConfigError, InputError
-from tests.conftest import cut_frames, make_audio_only, make_clip, with_display_matrix
+from tests.conftest import cut_frames, make_audio_only, make_clip, one_chunk, with_display_matrix
 
 
 def test_probe_real_clip_with_odd_frame_rate_and_audio(data: Path) -> None:
@@ -141,13 +141,8 @@ def test_start_timecode_survives_packaging(timecode: str, rate: Fraction, tmp_pa
     """A broadcast source's start timecode (here a QuickTime tmcd track; drop-frame at 29.97) is
     read by probe and written into every output container (MOV/MP4: a tmcd track; Matroska: a tag)."""
     src = make_clip(tmp_path / "tc.mov", cut_frames(10, [], h=48, w=64), rate=rate, timecode=timecode)
-    info = media.probe(src)
+    info, index = one_chunk(src, tmp_path / "c.mov")
     assert info.video.timecode == timecode
-    index, _, _ = media.scan(src, info)
-    w = media.ChunkWriter(tmp_path / "c.mov", media.choose_encode(info, 1, tmp_path / "o.mov", 18, "fast"))
-    for p, f in media.read_frames(src, info, index, 0, 10):
-        w.write(p, f)
-    w.close()
     for ext in (".mov", ".mp4", ".mkv"):
         out = tmp_path / f"out{ext}"
         media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out)
@@ -175,14 +170,9 @@ def test_chapters_survive_packaging(tmp_path: Path) -> None:
                 out.mux(p)
         for p in s.encode():
             out.mux(p)
-    info = media.probe(src)
+    info, index = one_chunk(src, tmp_path / "c.mov", "o.mkv")
     want = [(0.0, 0.4, "Opening"), (0.4, 0.8, "Part 2")]
     assert [(c.start_s, c.end_s, c.title) for c in info.chapters] == want
-    index, _, _ = media.scan(src, info)
-    w = media.ChunkWriter(tmp_path / "c.mov", media.choose_encode(info, 1, tmp_path / "o.mkv", 18, "fast"))
-    for p, f in media.read_frames(src, info, index, 0, 20):
-        w.write(p, f)
-    w.close()
     for ext in (".mkv", ".mp4", ".mov"):
         out_path = tmp_path / f"out{ext}"
         media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out_path)
