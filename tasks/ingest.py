@@ -56,6 +56,9 @@ def ingest(input_uri: str, carrier: dict[str, str]) -> AssetRef:
                 "restora.frames": len(index),
                 "restora.bytes": info.size_bytes,
                 "restora.codec": info.video.codec,
+                "restora.bit_depth": info.video.bit_depth,
+                "restora.dynamic_range": info.video.hdr.format if info.video.hdr else "sdr",
+                "restora.field_order": info.video.field_order,
             }
         )
         return AssetRef(

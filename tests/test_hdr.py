@@ -213,7 +213,7 @@ def ramp_error(path: Path) -> tuple[int, float]:
 
 def test_no_8bit_step_between_decode_and_encode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """x2 SR of the 10-bit ramp: the 16-bit path keeps a ramp; the same chunk through uint8 frames
-    (the control, ``deep`` forced off) comes out a staircase of 4-code treads. Measured (``-s``
+    (the control: decoded at 8 bits, the same 10-bit encode) comes out a staircase of 4-code treads. Measured (``-s``
     prints it): 121 distinct codes, 0.49 codes RMS off a line, against 103 codes, 1.50 RMS."""
     from restora.pipeline import restore_chunk
     from restora.spec import ShotSpec
@@ -225,7 +225,7 @@ def test_no_8bit_step_between_decode_and_encode(tmp_path: Path, monkeypatch: pyt
     chunk = ShotSpec(shot=0, chunk=0, start=0, stop=2, start_s=0.0, end_s=0.08)
     params = media.choose_encode(info, 2, "o.mp4", 16, "fast")
     restore_chunk(src, info, index, chunk, [build_stage("sr", {"scale": 2}, ctx)], params, tmp_path / "deep.mov")
-    monkeypatch.setattr(media.VideoStreamInfo, "deep", property(lambda self: False))
+    monkeypatch.setattr(media.EncodeParams, "bits", property(lambda self: 8))  # decode to uint8
     restore_chunk(src, info, index, chunk, [build_stage("sr", {"scale": 2}, ctx)], params, tmp_path / "u8.mov")
     (deep_codes, deep_rms), (u8_codes, u8_rms) = ramp_error(tmp_path / "deep.mov"), ramp_error(tmp_path / "u8.mov")
     print(f"ramp codes / RMS: 16-bit path {deep_codes} / {deep_rms:.2f}, uint8 control {u8_codes} / {u8_rms:.2f}")
@@ -274,6 +274,9 @@ def test_hdr10_source_restores_to_10bit_hevc_with_its_metadata(tmp_path: Path) -
     assert report["signal"]["bit_depth"] == {"source": 10, "output": 10}
     assert report["signal"]["not_carried"] == []
     assert len(report["chunks"]) == 2
+    spans = [json.loads(line) for line in Path(result["spans"]).read_text().splitlines()]
+    ingest = next(s["attributes"] for s in spans if s["name"] == "task.ingest")
+    assert (ingest["restora.bit_depth"], ingest["restora.dynamic_range"]) == (10, "hdr10")
     codes, rms = ramp_error(out)  # the ramp row stays a ramp of 10-bit steps (see the test above)
     assert codes > 90 and rms < 0.8
 
