@@ -10,7 +10,7 @@ same matrix, so a restore never shifts colors. 8-bit sources give uint8; deeper 
 HDR) give uint16 on the full 16-bit scale, so no 8-bit step ever bands a 10-bit gradient. HDR
 sources (PQ or HLG) keep their transfer and their static metadata (SMPTE ST 2086 mastering display,
 content light level), which the encoder writes back into the output's HEVC stream. Interlaced
-sources are deinterlaced on decode (:data:`DEINTERLACE`), one progressive frame per source frame,
+sources are deinterlaced on decode (bwdif, :func:`deinterlace_filter`), one progressive frame per source frame,
 before any stage sees them: the networks restore pictures, not pairs of fields.
 """
 
@@ -143,6 +143,22 @@ class HdrInfo(BaseModel):
         return out
 
 
+def side_data(frame: av.VideoFrame | None) -> list[tuple[str, bytes]]:
+    """``(type name, payload)`` of a frame's side data; entries of types newer than PyAV's enum
+    (which it cannot name: ``ValueError``) are skipped."""
+    if frame is None:
+        return []
+    container: Any = frame.side_data
+    out = []
+    for i in range(len(container)):
+        try:
+            sd = container[i]
+        except ValueError:
+            continue
+        out.append((sd.type.name, bytes(sd)))
+    return out
+
+
 def _rational_pairs(raw: bytes, n: int) -> list[float]:
     vals = struct.unpack(f"={2 * n}i", raw[: 8 * n])
     return [num / den if den else 0.0 for num, den in zip(vals[::2], vals[1::2], strict=True)]
@@ -159,10 +175,7 @@ def hdr_from_side_data(frame: av.VideoFrame | None, transfer: int) -> HdrInfo | 
     if kind is None:
         return None
     info = HdrInfo(format="hdr10" if kind == "pq" else "hlg")
-    sides: Iterator[Any] = iter(frame.side_data) if frame is not None else iter(())  # SideData objects
-    for sd in sides:
-        name = sd.type.name
-        raw = bytes(sd)
+    for name, raw in side_data(frame):
         if name == "MASTERING_DISPLAY_METADATA" and len(raw) >= 88:
             # AVMasteringDisplayMetadata: display_primaries[3][2] (R, G, B), white_point[2],
             # min_luminance, max_luminance (AVRational each), has_primaries, has_luminance (int)
@@ -210,6 +223,7 @@ class VideoStreamInfo(BaseModel):
     # "progressive", or interlaced: "tt"/"bb"/"tb"/"bt" (coded/displayed first field) or "interlaced"
     # (frames flagged interlaced, order from each frame)
     field_order: str = "progressive"
+    deinterlace: str | None = None  # the FFmpeg filter an interlaced stream is decoded through
     timecode: str | None = None  # start timecode "HH:MM:SS:FF" (";" before FF: drop-frame), as the source declares it
     # display matrix of a rotated/mirrored recording (see display_orientation); frames are decoded
     # upright and ``width`` / ``height`` are the displayed size
@@ -218,8 +232,8 @@ class VideoStreamInfo(BaseModel):
 
     @property
     def interlaced(self) -> bool:
-        """Interlaced: deinterlaced on decode (:data:`DEINTERLACE`)."""
-        return self.field_order != "progressive"
+        """Interlaced: decoded through :attr:`deinterlace`."""
+        return self.deinterlace is not None
 
     @property
     def deep(self) -> bool:
@@ -363,11 +377,17 @@ def infer_color(
     """Fill unspecified color tags the way broadcast practice reads untagged video.
 
     HD and larger (width >= 1280 or height >= 720): BT.709. SD: BT.601 (``bt470bg`` primaries
-    at 25/50 fps, ``smpte170m`` otherwise). Range: limited (tv) for YUV, full for RGB.
+    at 25/50 fps, ``smpte170m`` otherwise). A PQ or HLG transfer: BT.2020 primaries and matrix (the
+    only ones HDR10 and HLG use). Range: limited (tv) for YUV, full for RGB.
     """
     inferred = False
     hd = width >= 1280 or height >= 720
     pal = rate in (Fraction(25), Fraction(50))
+    if trc in HDR_TRANSFERS:
+        if pri == PRI_UNSPEC:
+            pri, inferred = PRI_BT2020, True
+        if spc == SPC_UNSPEC and not rgb:
+            spc, inferred = SPC_BT2020NC, True
     if pri == PRI_UNSPEC:
         pri, inferred = (PRI_BT709 if hd else PRI_BT470BG if pal else PRI_SMPTE170M), True
     if trc == TRC_UNSPEC:
@@ -400,18 +420,23 @@ def display_orientation(frame: av.VideoFrame | None, path: Path) -> Orientation 
     Raises:
         UnsupportedInputError: a rotation that is not a multiple of 90 degrees.
     """
-    sides: Iterator[Any] = iter(frame.side_data) if frame is not None else iter(())  # SideData objects
-    for sd in sides:
-        if sd.type.name != "DISPLAYMATRIX":
-            continue
-        m = struct.unpack("=9i", bytes(sd)[:36])
-        scale = max(abs(v) for v in (m[0], m[1], m[3], m[4])) or 1
-        q = tuple(round(v / scale) for v in (m[0], m[1], m[3], m[4]))
-        if any(abs(v / scale - r) > 1e-3 for v, r in zip((m[0], m[1], m[3], m[4]), q, strict=True)):
-            raise UnsupportedInputError(f"{path}: display matrix {m[:2]}, {m[3:5]} rotates by a non-right angle")
-        a, b, c, d = q
-        return None if (a, b, c, d) == (1, 0, 0, 1) else (a, b, c, d)
+    for name, raw in side_data(frame):
+        if name == "DISPLAYMATRIX":
+            return orientation_of(struct.unpack("=9i", raw[:36]), path)
     return None
+
+
+def orientation_of(m: Sequence[int], path: Path | str = "input") -> Orientation | None:
+    """:func:`display_orientation` of FFmpeg's 3x3 display matrix ``m`` (row-major, 16.16 fixed point)."""
+    # each column normalised by its length, as av_display_rotation_get does (a scale is no rotation)
+    s0, s1 = math.hypot(m[0], m[3]) or 1.0, math.hypot(m[1], m[4]) or 1.0
+    unit = (m[0] / s0, m[1] / s1, m[3] / s0, m[4] / s1)
+    a, b, c, d = (round(v) for v in unit)
+    right = all(abs(v - r) < 1e-3 for v, r in zip(unit, (a, b, c, d), strict=True)) and abs(a * d - b * c) == 1
+    if not right:
+        angle = math.degrees(math.atan2(unit[1], unit[0]))
+        raise UnsupportedInputError(f"{path}: the display matrix rotates by {angle:.1f} degrees, not a right angle")
+    return None if (a, b, c, d) == (1, 0, 0, 1) else (a, b, c, d)
 
 
 def orient(rgb: Frames, m: Orientation | None) -> Frames:
@@ -437,21 +462,35 @@ def rotation_text(m: Orientation | None) -> str:
     return f"{degrees} degrees clockwise" + (", mirrored" if a * d - b * c < 0 else "")
 
 
+def deinterlace_filter(field_order: str, flagged: bool) -> str | None:
+    """The bwdif filter for a stream: None if progressive; :data:`DEINTERLACE` (per-frame flags and
+    order) when the decoder flags its frames interlaced; else, for a field order only the container
+    declares (codecs whose decoders set no flag: HuffYUV, MJPEG...), every frame at that order."""
+    if field_order == "progressive":
+        return None
+    if flagged or field_order not in ("tt", "bb", "tb", "bt"):
+        return DEINTERLACE
+    parity = "tff" if field_order in ("tt", "bt") else "bff"  # the field displayed first
+    return f"bwdif=mode=send_frame:parity={parity}:deint=all"
+
+
 def _peek(
     path: Path, transfer: int, field_order: int, frames: int = 4
-) -> tuple[HdrInfo | None, str, Orientation | None]:
+) -> tuple[HdrInfo | None, str, str | None, Orientation | None]:
     """What only decoded frames tell: the HDR metadata and display orientation of the first one
-    (both per stream), and, where the stream does not declare its field order, whether any of the
-    first ``frames`` is interlaced."""
+    (both per stream); for a stream not declared progressive, whether its first ``frames`` are
+    flagged interlaced, hence its field order and deinterlacer (:func:`deinterlace_filter`)."""
     order = FIELD_ORDERS.get(field_order, "unknown")
     with _open_input(path) as c:
         vs = _pick_video(c, path)
-        n = frames if order == "unknown" else 1
+        n = 1 if order == "progressive" else frames
         peeked = [f for _, f in zip(range(n), _decode(c, vs, path), strict=False)]
     first = peeked[0] if peeked else None
+    flagged = any(f.interlaced_frame for f in peeked)
     if order == "unknown":
-        order = "interlaced" if any(f.interlaced_frame for f in peeked) else "progressive"
-    return hdr_from_side_data(first, transfer), order, display_orientation(first, path)
+        order = "interlaced" if flagged else "progressive"
+    orientation = display_orientation(first, path)
+    return hdr_from_side_data(first, transfer), order, deinterlace_filter(order, flagged), orientation
 
 
 def _timecode(c: av.container.InputContainer, vs: VideoStream) -> str | None:
@@ -465,7 +504,8 @@ def _timecode(c: av.container.InputContainer, vs: VideoStream) -> str | None:
 
 
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
-    """Describe a media file by demuxing it (no decoding).
+    """Describe a media file by demuxing it, and decoding its first frame or four (HDR metadata,
+    display matrix, interlacing: what only frames carry).
 
     Raises:
         InputError: missing file, not media, no video stream, or no video packets.
@@ -534,7 +574,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 info.layout = sc.layout.name if sc.layout is not None else None
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
-        hdr, field_order, orientation = _peek(p, color.transfer, int(cc.field_order))
+        hdr, field_order, deinterlace, orientation = _peek(p, color.transfer, int(cc.field_order))
         width, height = (cc.height, cc.width) if orientation and orientation[0] == 0 else (cc.width, cc.height)
         if sar and orientation and orientation[0] == 0:
             sar = Fraction(sar.denominator, sar.numerator)  # pixels turned on their side
@@ -559,6 +599,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             lossless=cc.name in LOSSLESS_CODECS,
             hdr=hdr,
             field_order=field_order,
+            deinterlace=deinterlace,
             timecode=timecode,
             orientation=orientation,
             alpha=len(fmt.components) in (2, 4),  # gray + alpha, or color + alpha
@@ -630,13 +671,15 @@ def _decode(c: av.container.InputContainer, vs: av.video.stream.VideoStream, pat
         yield from frames
 
 
-def deinterlaced(vs: av.video.stream.VideoStream, frames: Iterable[av.VideoFrame]) -> Iterator[av.VideoFrame]:
-    """``frames`` of ``vs`` through :data:`DEINTERLACE`: one frame out per frame in, same PTS and
+def deinterlaced(
+    vs: av.video.stream.VideoStream, frames: Iterable[av.VideoFrame], spec: str = DEINTERLACE
+) -> Iterator[av.VideoFrame]:
+    """``frames`` of ``vs`` through the bwdif filter ``spec``: one frame out per frame in, same PTS and
     order, each made of its first field and an interpolated second one. The filter reads a frame's
     neighbours, so it lags one frame; the end of ``frames`` flushes it. (bwdif halves the time base
     for its field-rate mode: each output gets back its input's PTS and time base.)"""
     graph = av.filter.Graph()
-    name, _, args = DEINTERLACE.partition("=")
+    name, _, args = spec.partition("=")
     graph.link_nodes(graph.add_buffer(template=vs), graph.add(name, args), graph.add("buffersink")).configure()
     stamps: collections.deque[tuple[int | None, Fraction | None]] = collections.deque()
 
@@ -655,6 +698,14 @@ def deinterlaced(vs: av.video.stream.VideoStream, frames: Iterable[av.VideoFrame
         yield from drain()
     graph.vpush(None)
     yield from drain()
+
+
+def _pictures(
+    c: av.container.InputContainer, vs: av.video.stream.VideoStream, path: Path, video: VideoStreamInfo
+) -> Iterator[av.VideoFrame]:
+    """Decoded pictures in presentation order, deinterlaced when the stream is interlaced."""
+    decoded = _decode(c, vs, path)
+    return deinterlaced(vs, decoded, video.deinterlace) if video.deinterlace else decoded
 
 
 def scan(
@@ -733,7 +784,7 @@ def first_frames(path: str | os.PathLike[str], limit: int) -> list[U8]:
     with _open_input(p) as c:
         vs = _pick_video(c, p)
         vs.thread_type = "AUTO"
-        for frame in _decode(c, vs, p):
+        for frame in _pictures(c, vs, p, video):
             out.append(_to_rgb(frame, video))
             if len(out) >= limit:
                 break
@@ -784,8 +835,7 @@ def read_frames(
             c.seek(index.pts[start - 1 if interlaced else start], stream=vs, backward=True, any_frame=False)
             counter = -1  # frame numbers unknown after a seek: match on pts instead
         wanted = set(want) if counter < 0 else None
-        decoded = _decode(c, vs, p)
-        for frame in deinterlaced(vs, decoded) if interlaced else decoded:
+        for frame in _pictures(c, vs, p, info.video):
             if wanted is not None:
                 if frame.pts is None or frame.pts < want[0]:
                     continue
@@ -853,7 +903,7 @@ class EncodeParams(BaseModel):
 
 
 # FFmpeg's names of the ProRes profiles -> prores_ks ``profile`` numbers.
-PRORES_PROFILES = {"Proxy": "0", "LT": "1", "Standard": "2", "HQ": "3", "4444": "4", "4444 XQ": "5"}
+PRORES_PROFILES = {"Proxy": "0", "LT": "1", "Standard": "2", "HQ": "3", "4444": "4", "XQ": "5"}
 
 OUTPUT_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".nut": "nut"}
 
@@ -900,8 +950,9 @@ def choose_encode(
         depth = "" if not deep else next(f"{d}le" for d in (10, 12, 16) if max(v.bit_depth, 10) <= d)
         pix_fmt = ("bgr0" if not deep else f"gbrp{depth}") if v.is_rgb else f"yuv{sub}p{depth}"
     elif v.codec == "prores" and fmt in ("mov", "matroska") and deep:
-        profile = PRORES_PROFILES.get(v.profile or "", "3")
-        codec, pix_fmt = "prores_ks", "yuv444p10le" if profile in ("4", "5") else "yuv422p10le"
+        full = sub == "444"  # 4444 / XQ decode to 4:4:4 (12-bit); 422 profiles to 4:2:2 10-bit
+        profile = PRORES_PROFILES.get(v.profile or "", "4" if full else "3")
+        codec, pix_fmt = "prores_ks", "yuv444p10le" if full or profile in ("4", "5") else "yuv422p10le"
     elif v.color.transfer in HDR_TRANSFERS:
         codec, pix_fmt = "libx265", f"yuv{sub}p10le"
         hdr = v.hdr or HdrInfo(format="hdr10" if HDR_TRANSFERS[v.color.transfer] == "pq" else "hlg")
@@ -937,10 +988,11 @@ def choose_encode(
     )
 
 
-def repair_dts(pts: int, dts: int, last_dts: int | None, max_lag: int) -> int:
-    """``dts`` if it is possible (not after ``pts``, at most ``max_lag`` ticks before it), else the
-    DTS of a stream without reordering: ``pts``, or just above ``last_dts`` to stay increasing."""
-    if dts <= pts and pts - dts <= max_lag:
+def repair_dts(pts: int, dts: int, last_dts: int | None, floor: int) -> int:
+    """``dts`` if it is possible (not after ``pts``, not below ``floor``, the chunk's first PTS less
+    the longest reorder delay, and above ``last_dts``), else the DTS of a stream without
+    reordering: ``pts``, or just above ``last_dts`` to stay increasing."""
+    if floor <= dts <= pts and (last_dts is None or dts > last_dts):
         return dts
     return pts if last_dts is None or pts > last_dts else last_dts + 1
 
@@ -974,11 +1026,14 @@ class ChunkWriter:
         self._stream = s
         self._frames = 0
         self._last_dts: int | None = None
+        self._first_pts: int | None = None
 
     def write(self, pts: Sequence[int], frames: Frames) -> None:
         """Encode ``(n, H, W, 3)`` RGB frames (uint8, or uint16 on the 16-bit scale) with their source ``pts``."""
         p = self.params
         fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
+        if self._first_pts is None and len(pts):
+            self._first_pts = min(pts)
         for t, rgb in zip(pts, frames, strict=True):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
             if p.pix_fmt.startswith(("bgr", "gbr", "rgb")):
@@ -998,12 +1053,13 @@ class ChunkWriter:
 
         libx265 leaves the DTS of a stream shorter than its B-frame delay (a chunk of one or two
         frames) uninitialised: a random 64-bit value, which the QuickTime muxer refuses. Such a
-        stream is not reordered, so its DTS is its PTS; a DTS after the PTS or more than
-        ``MAX_DTS_LAG`` frames before it is treated so, kept above the previous one.
+        stream is not reordered, so its DTS is its PTS; a DTS after the PTS, or more than
+        ``MAX_DTS_LAG`` frames before the chunk's first PTS, is treated so (:func:`repair_dts`).
+        Real decode timestamps are kept, however far apart the frames of a variable-rate source.
         """
-        if pkt.pts is not None and pkt.dts is not None:
+        if pkt.pts is not None and pkt.dts is not None and self._first_pts is not None:
             lag = MAX_DTS_LAG / (Fraction(self.params.frame_rate) * Fraction(self.params.time_base))
-            pkt.dts = self._last_dts = repair_dts(pkt.pts, pkt.dts, self._last_dts, int(lag))
+            pkt.dts = self._last_dts = repair_dts(pkt.pts, pkt.dts, self._last_dts, self._first_pts - int(lag))
         self._out.mux(pkt)
 
     def close(self) -> int:
@@ -1176,7 +1232,7 @@ def frame_at(path: str | os.PathLike[str], n: int = 0) -> U8:
     with _open_input(p) as c:
         vs = _pick_video(c, p)
         vs.thread_type = "AUTO"
-        for i, frame in enumerate(_decode(c, vs, p)):
+        for i, frame in enumerate(_pictures(c, vs, p, info.video)):
             if i == n:
                 return _to_rgb(frame, info.video)
     raise InputError(f"{p}: has no frame {n}")

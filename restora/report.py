@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from restora.media import DEINTERLACE, MediaInfo, VideoStreamInfo, rotation_text
+from restora.media import MediaInfo, VideoStreamInfo, rotation_text
 from restora.spec import RestoreSpec, ShotSpec
 
 
@@ -55,7 +55,7 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
         "scan": {
             "source": source.field_order,
             "output": output.field_order,
-            "deinterlaced": DEINTERLACE if source.interlaced else None,
+            "deinterlaced": source.deinterlace,
         },
         "hdr": {
             "source": source.hdr.model_dump() if source.hdr else None,
@@ -149,7 +149,7 @@ def build_report(
         "provenance": {
             "stages": stages,
             "synthesized_pixels": any(bool(s.get("synthesizes")) for s in stages),
-            "deinterlace": DEINTERLACE if asset.info.video.interlaced else None,
+            "deinterlace": asset.info.video.deinterlace,
             "encode": {"crf": spec.crf, "x264_preset": spec.x264_preset},
             "spec": [st.model_dump() for st in spec.resolved_stages()],
         },

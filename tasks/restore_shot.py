@@ -39,7 +39,7 @@ def chunk_key(
     )  # a strength=auto stage: its calibration too (re-fitted for the same model version, it restores anew)
     if any(s.context for s in stages):
         versions += f"|context {sum(s.context for s in stages)} in shot {chunk.shot_start}-{chunk.shot_stop}"
-    encoding = params.model_dump_json() + (f"|{media.DEINTERLACE}" if asset.info.video.interlaced else "")
+    encoding = params.model_dump_json() + f"|{asset.info.video.deinterlace or ''}"
     digest = hashlib.sha256(f"{spec.digest(chunk.shot)}|{versions}|{encoding}".encode()).hexdigest()[:16]
     return f"assets/{asset.asset_id}/chunks/{digest}/{chunk.start:08d}-{chunk.stop:08d}.mov"
 

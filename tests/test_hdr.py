@@ -18,7 +18,7 @@ from restora.inference import LocalOnnx
 from restora.report import signal_report
 from restora.settings import get_settings
 from restora.stages import StageContext, build_stage
-from tests.conftest import make_clip, one_chunk
+from tests.conftest import cut_frames, make_clip, one_chunk
 
 # The HDR10 static metadata of a typical P3-D65 grade in a BT.2020 container (x265 units).
 MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
@@ -55,7 +55,8 @@ def write_deep(
     with av.open(str(path), "w") as out:
         s = out.add_stream(codec, rate=25)
         s.width, s.height, s.pix_fmt = w, h, pix_fmt
-        opts = {"ffv1": {}, "prores_ks": {"profile": "3"}}.get(codec, {"crf": "4", "preset": "ultrafast"})
+        prores = {"profile": "5" if "444" in pix_fmt else "3"}  # 4444 XQ or 422 HQ
+        opts = {"ffv1": {}, "prores_ks": prores}.get(codec, {"crf": "4", "preset": "ultrafast"})
         if codec == "libx265":
             # no B-frames: libx265 leaves the DTS of clips shorter than its B-frame delay uninitialised
             opts["x265-params"] = ":".join(["log-level=error", "bframes=0", *filter(None, [params])])
@@ -169,6 +170,10 @@ def test_prores_source_stays_prores(tmp_path: Path) -> None:
         assert (out.codec, out.profile, out.pix_fmt, out.frames) == ("prores", "HQ", "yuv422p10le", 4)
     err = np.abs(luma10(tmp_path / "o.mov").astype(int) - luma10(src).astype(int))
     assert err.mean() < 1.0 and err.max() <= 4
+    xq = media.probe(write_deep(tmp_path / "xq.mov", planes, "prores_ks", "yuv444p10le"))
+    assert xq.video.profile == "XQ"  # FFmpeg's name of 4444 XQ
+    p = media.choose_encode(xq, 1, "o.mov", 16, "fast")
+    assert (p.codec, p.pix_fmt, p.options()["profile"]) == ("prores_ks", "yuv444p10le", "5")
 
 
 def test_ten_bit_frames_survive_decode_and_encode_without_an_8bit_step(tmp_path: Path) -> None:
@@ -282,10 +287,24 @@ def test_hdr10_source_restores_to_10bit_hevc_with_its_metadata(tmp_path: Path) -
 
 
 def test_repair_dts_keeps_real_timestamps_and_replaces_impossible_ones() -> None:
-    assert media.repair_dts(1024, -512, None, 64 * 512) == -512  # B-frame reordering: kept
-    assert media.repair_dts(0, -8243964910823305832, None, 64 * 512) == 0  # libx265, 1-frame stream
-    assert media.repair_dts(512, 9 << 60, 0, 64 * 512) == 512
-    assert media.repair_dts(512, 9 << 60, 512, 64 * 512) == 513  # stays increasing
+    floor = -64 * 512  # the chunk starts at PTS 0
+    assert media.repair_dts(1024, -512, None, floor) == -512  # B-frame reordering: kept
+    assert media.repair_dts(0, -8243964910823305832, None, floor) == 0  # libx265, 1-frame stream
+    assert media.repair_dts(512, 9 << 60, 0, floor) == 512
+    assert media.repair_dts(512, 9 << 60, 512, floor) == 513  # stays increasing
+    assert media.repair_dts(400 * 512, 8 * 512, 7 * 512, floor) == 8 * 512  # after a long pause: real
+
+
+def test_variable_rate_chunk_with_a_long_pause_keeps_its_decode_timestamps(tmp_path: Path) -> None:
+    """150 frames with a pause of 400 frame times in the middle (a screen recording): the average
+    rate is low, the frames after the pause decode long after their B-frame references; x264's DTS
+    are real and must stay as they are (monotonic), not be taken for an encoder bug."""
+    step = 3600  # 25 fps at 1/90000
+    pts = [i * step for i in range(75)] + [(475 + i) * step for i in range(75)]
+    src = make_clip(tmp_path / "vfr.mp4", cut_frames(150, [], h=48, w=64), pts=pts)
+    one_chunk(src, tmp_path / "c.mov", "o.mp4")  # libx264 with B-frames
+    with av.open(str(tmp_path / "c.mov")) as c:
+        assert [f.pts for f in c.decode(video=0)] == pts
 
 
 def test_hevc_chunks_of_one_and_two_frames(tmp_path: Path) -> None:

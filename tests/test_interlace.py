@@ -78,7 +78,9 @@ def test_interlaced_frames_are_deinterlaced_the_same_in_any_chunking(tmp_path: P
     parts = [f for a, b in ((0, 5), (5, 10), (10, 17), (17, 20)) for _, f in media.read_frames(src, info, index, a, b)]
     assert np.array_equal(whole, np.concatenate(parts))
 
-    raw = np.stack(media.first_frames(src, 20))  # without the deinterlacer
+    with av.open(str(src)) as c:  # the woven frames, without the deinterlacer
+        raw = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    assert np.array_equal(np.stack(media.first_frames(src, 20)), whole)  # stills decode as the pipeline
     assert combing(raw) > 5.0 and combing(whole) < 0.5
 
     def nearest_instant(frames: np.ndarray) -> list[float]:  # PSNR to the closer of the frame's two instants
@@ -91,6 +93,28 @@ def test_interlaced_frames_are_deinterlaced_the_same_in_any_chunking(tmp_path: P
     # measured 48.6 dB but 30.0 on the first frame, which has no previous frame to interpolate from
     assert min(nearest_instant(whole)[1:]) > 40.0 and nearest_instant(whole)[0] > 28.0
     assert max(nearest_instant(raw)) < 25.0
+
+
+def test_field_order_declared_only_by_the_container_is_deinterlaced_too(tmp_path: Path) -> None:
+    """FFV1 frames carry no interlace flag; Matroska's FieldOrder says top field first: every frame
+    goes through the deinterlacer at that order."""
+    src = tmp_path / "woven.mkv"
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.codec_context.field_order = 2  # AV_FIELD_TT
+        for i in range(8):
+            vf = av.VideoFrame.from_ndarray(woven(i), format="rgb24").reformat(format="yuv420p")
+            vf.pts = i
+            for p in s.encode(vf):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    v = media.probe(src).video
+    assert (v.field_order, v.deinterlace) == ("tt", "bwdif=mode=send_frame:parity=tff:deint=all")
+    frames = np.stack(media.first_frames(src, 8))
+    left_edges = [int(np.nonzero(f[H // 2 - 1, :, 1] > 130)[0].min()) for f in frames]  # an odd line
+    assert combing(frames) < 0.5 and left_edges == [bar_at(2 * i) for i in range(8)]  # the top field's instant
 
 
 @pytest.mark.slow
@@ -110,6 +134,8 @@ def test_interlaced_source_restores_to_progressive_with_the_deinterlacer_on_reco
     assert report["signal"]["scan"]["output"] == "progressive"
     assert report["signal"]["timecode"] == {"source": "09:59:30:00", "output": "09:59:30:00"}
     assert report["signal"]["not_carried"] == []
-    assert report["signal"]["scan"]["deinterlaced"] == report["provenance"]["deinterlace"] == media.DEINTERLACE
+    assert (
+        report["signal"]["scan"]["deinterlaced"] == report["provenance"]["deinterlace"] == media.DEINTERLACE
+    )  # frames flagged
     frames = np.stack(media.first_frames(out, 20))
     assert combing(frames) < 1.0

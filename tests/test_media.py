@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from restora import media
-from restora.errors import ConfigError, InputError
+from restora.errors import ConfigError, InputError, UnsupportedInputError
 from tests.conftest import cut_frames, make_audio_only, make_clip, one_chunk, with_display_matrix
 
 
@@ -224,6 +224,15 @@ def test_alpha_channel_is_reported_as_not_carried(tmp_path: Path) -> None:
     assert info.video.alpha and media.choose_encode(info, 1, tmp_path / "o.mkv", 16, "fast").pix_fmt == "bgr0"
     opaque = info.video.model_copy(update={"alpha": False, "pix_fmt": "bgr0"})
     assert signal_report(info.video, opaque)["not_carried"] == ["alpha"]
+
+
+def test_display_matrix_right_angles_only_and_scale_is_no_rotation() -> None:
+    one = 1 << 16
+    r45 = round(one / 2**0.5)
+    with pytest.raises(UnsupportedInputError, match=r"45\.0 degrees"):
+        media.orientation_of((r45, r45, 0, -r45, r45, 0, 0, 0, 1 << 30))
+    assert media.orientation_of((2 * one, 0, 0, 0, one, 0, 0, 0, 1 << 30)) is None  # anamorphic scale only
+    assert media.orientation_of((0, 3 * one, 0, -one, 0, 0, 0, 0, 1 << 30)) == (0, 1, -1, 0)
 
 
 def test_output_extension_is_validated() -> None:

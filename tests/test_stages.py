@@ -464,11 +464,13 @@ def test_chunk_key_of_a_temporal_stage_depends_on_its_shot() -> None:
     # the encoding chosen for the source is part of the key: a 10-bit or HDR re-encode is a new chunk
     deep = enc.model_copy(update={"pix_fmt": "yuv420p10le"})
     assert chunk_key(asset, spec, c, per, enc) != chunk_key(asset, spec, c, per, deep)
-    assert chunk_key(asset, spec, c, per, enc) != chunk_key(_asset("tt"), spec, c, per, enc)  # deinterlaced
+    assert chunk_key(asset, spec, c, per, enc) != chunk_key(
+        _asset(media.DEINTERLACE), spec, c, per, enc
+    )  # deinterlaced
 
 
-def _asset(field_order: str = "progressive") -> AssetRef:
-    video = media.VideoStreamInfo.model_construct(field_order=field_order)
+def _asset(deinterlace: str | None = None) -> AssetRef:
+    video = media.VideoStreamInfo.model_construct(deinterlace=deinterlace)
     return AssetRef.model_construct(asset_id="a", info=media.MediaInfo.model_construct(video=video))
 
 

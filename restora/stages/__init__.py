@@ -1,8 +1,9 @@
 """Restoration stages: frames in, frames out. Registered by name; a spec's ``type`` picks the class.
 
-Every stage maps ``(T, H, W, 3)`` uint8 RGB to ``(T, H*scale, W*scale, 3)`` uint8 RGB and never opens
-a file. Stages that are declared (presets name them) but not implemented raise
-:class:`~restora.errors.StageNotImplementedError` when built: nothing is silently skipped.
+Every stage maps ``(T, H, W, 3)`` RGB to ``(T, H*scale, W*scale, 3)`` RGB of the same dtype (uint8,
+or uint16 for sources deeper than 8 bits) and never opens a file. Stages that are declared (presets
+name them) but not implemented raise :class:`~restora.errors.StageNotImplementedError` when built:
+nothing is silently skipped.
 """
 
 from __future__ import annotations
