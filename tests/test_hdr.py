@@ -341,3 +341,15 @@ def test_bit_depth_10_from_an_8bit_source_through_the_flow(tmp_path: Path) -> No
     # finer than the 8-bit grid: measured 141 codes in 48 8-bit bins; decoded to uint8 instead
     # (the same 10-bit encode) 49 codes in 40 bins
     assert len(np.unique(row)) > len(np.unique(row >> 2)) * 1.5
+
+
+@pytest.mark.slow
+def test_signal_path_benchmark_runs(tmp_path: Path) -> None:
+    """``make bench``'s cost of the 16-bit and HDR paths stays runnable (2 frames, one repeat)."""
+    from benchmarks.signal_path import main
+
+    assert main(["--frames", "2", "--repeats", "1", "--out", str(tmp_path / "s.json")]) == 0
+    report = json.loads((tmp_path / "s.json").read_text())
+    outputs = {n: v["output"] for n, v in report["variants"].items()}
+    assert outputs == {"8bit": "libx264 yuv420p", "10bit_out": "libx264 yuv420p10le", "hdr10": "libx265 yuv420p10le"}
+    assert report["variants"]["8bit"]["total_vs_8bit"] == 1.0
