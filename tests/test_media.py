@@ -33,6 +33,17 @@ def test_probe_untagged_hd_reads_as_bt709(data: Path) -> None:
     assert v.color.names["matrix"] == "bt709" and v.color.names["primaries"] == "bt709"
 
 
+def test_untagged_hdr_transfer_reads_as_bt2020() -> None:
+    """PQ or HLG with untagged primaries/matrix: BT.2020 (HDR10 and HLG use no other), at any size."""
+    for trc in (media.TRC_SMPTE2084, media.TRC_ARIB_STD_B67):
+        c = media.infer_color(
+            720, 576, media.PRI_UNSPEC, trc, media.SPC_UNSPEC, media.RANGE_UNSPEC, Fraction(25), False
+        )
+        assert (c.primaries, c.matrix, c.transfer, c.inferred) == (media.PRI_BT2020, media.SPC_BT2020NC, trc, True)
+    sdr = media.infer_color(720, 576, media.PRI_UNSPEC, media.TRC_UNSPEC, media.SPC_UNSPEC, 0, Fraction(25), False)
+    assert (sdr.primaries, sdr.matrix) == (media.PRI_BT470BG, media.SPC_BT470BG)
+
+
 def test_probe_detects_variable_frame_rate(tmp_path: Path) -> None:
     frames = cut_frames(12, [])
     pts = [0, 3000, 6000, 12000, 15000, 21000, 24000, 27000, 36000, 39000, 42000, 45000]
