@@ -34,13 +34,18 @@ def woven(i: int) -> np.ndarray:
     return f
 
 
-def interlaced_clip(path: Path, n: int = 20, keyint: int = 5, interlaced: bool = True) -> Path:
-    """``n`` woven frames as interlaced H.264 (x264 field coding), a keyframe every ``keyint`` frames."""
+def interlaced_clip(path: Path, n: int = 20, keyint: int = 5, interlaced: bool = True, codec: str = "libx264") -> Path:
+    """``n`` woven frames as interlaced H.264 (x264 field coding, a keyframe every ``keyint``
+    frames), or with ``codec="ffv1"`` as FFV1 whose frames carry no interlace flag, the container
+    declaring top field first."""
     with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=25)
+        s = out.add_stream(codec, rate=25)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        x264 = f"keyint={keyint}:min-keyint={keyint}:scenecut=0" + (":interlaced=1:tff=1" if interlaced else "")
-        s.codec_context.options = {"crf": "10", "preset": "ultrafast", "x264-params": x264}
+        if codec == "libx264":
+            x264 = f"keyint={keyint}:min-keyint={keyint}:scenecut=0" + (":interlaced=1:tff=1" if interlaced else "")
+            s.codec_context.options = {"crf": "10", "preset": "ultrafast", "x264-params": x264}
+        else:
+            s.codec_context.field_order = 2 if interlaced else 1  # AV_FIELD_TT / AV_FIELD_PROGRESSIVE
         s.metadata["timecode"] = "09:59:30:00"  # as broadcast masters carry one
         for i in range(n):
             vf = av.VideoFrame.from_ndarray(woven(i), format="rgb24").reformat(format="yuv420p")
@@ -98,18 +103,7 @@ def test_interlaced_frames_are_deinterlaced_the_same_in_any_chunking(tmp_path: P
 def test_field_order_declared_only_by_the_container_is_deinterlaced_too(tmp_path: Path) -> None:
     """FFV1 frames carry no interlace flag; Matroska's FieldOrder says top field first: every frame
     goes through the deinterlacer at that order."""
-    src = tmp_path / "woven.mkv"
-    with av.open(str(src), "w") as out:
-        s = out.add_stream("ffv1", rate=25)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        s.codec_context.field_order = 2  # AV_FIELD_TT
-        for i in range(8):
-            vf = av.VideoFrame.from_ndarray(woven(i), format="rgb24").reformat(format="yuv420p")
-            vf.pts = i
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+    src = interlaced_clip(tmp_path / "woven.mkv", 8, codec="ffv1")
     v = media.probe(src).video
     assert (v.field_order, v.deinterlace) == ("tt", "bwdif=mode=send_frame:parity=tff:deint=all")
     frames = np.stack(media.first_frames(src, 8))
