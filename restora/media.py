@@ -54,8 +54,9 @@ LOSSLESS_CODECS = frozenset({"ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "ra
 MAX_CONSECUTIVE_DECODE_ERRORS = 8
 # A file that decodes to less than this share of the frames its header declares is truncated.
 TRUNCATION_RATIO = 0.98
-# An encoder's decode timestamp trails its presentation timestamp by at most this many frames
-# (B-frame reordering); a larger lag is an encoder bug (see ChunkWriter._mux).
+# No real decode timestamp precedes a chunk's first presentation timestamp by more than this many
+# frames (B-frame reordering delay); one that does, or one after its own PTS, is an encoder bug
+# (see ChunkWriter._mux).
 MAX_DTS_LAG = 64
 # FFmpeg's bwdif: one frame out per frame in (the first field's instant, the other field
 # interpolated from both fields and the neighbouring frames), only on frames flagged interlaced,

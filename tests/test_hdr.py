@@ -323,11 +323,14 @@ def test_hevc_chunks_of_one_and_two_frames(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_bit_depth_10_from_an_8bit_source_through_the_flow(tmp_path: Path) -> None:
+def test_bit_depth_10_from_an_8bit_source_through_the_flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--bit-depth 10`` on an 8-bit ramp upscaled x2: H.264 High 10 out, and the SR's in-between
-    values survive (an 8-bit ramp of 1 code per 2 columns has 4x more 10-bit codes after x2 SR)."""
+    values survive (an 8-bit ramp of 1 code per 2 columns has 4x more 10-bit codes after x2 SR).
+    The control restores the same chunk decoded at 8 bits into the same 10-bit encode. Measured
+    (``-s`` prints it): 141 codes in 48 8-bit steps, against 49 codes in 40 steps."""
     from flows.restore_video import run
-    from restora.spec import RestoreSpec
+    from restora.pipeline import restore_chunk
+    from restora.spec import RestoreSpec, ShotSpec
 
     ramp = np.tile(np.repeat(np.arange(60, 124, dtype=np.uint8), 2)[None, :, None], (48, 1, 3))  # 128 wide
     src = make_clip(tmp_path / "r.mp4", [ramp] * 4)
@@ -337,10 +340,21 @@ def test_bit_depth_10_from_an_8bit_source_through_the_flow(tmp_path: Path) -> No
     assert (v.codec, v.profile, v.pix_fmt, v.bit_depth) == ("h264", "High 10", "yuv420p10le", 10)
     report = json.loads(Path(result["report"]).read_text())
     assert report["signal"]["bit_depth"] == {"source": 8, "output": 10}
-    row = luma10(out)[0, 24, 16:-16]
-    # finer than the 8-bit grid: measured 141 codes in 48 8-bit bins; decoded to uint8 instead
-    # (the same 10-bit encode) 49 codes in 40 bins
-    assert len(np.unique(row)) > len(np.unique(row >> 2)) * 1.5
+
+    def codes(path: Path) -> tuple[int, int]:  # distinct 10-bit codes, and 8-bit steps they fall in
+        row = luma10(path)[0, 24, 16:-16]
+        return len(np.unique(row)), len(np.unique(row >> 2))
+
+    info = media.probe(src)
+    index, _, _ = media.scan(src, info)
+    ctx = StageContext(backend=LocalOnnx(get_settings().models.repository))
+    monkeypatch.setattr(media.EncodeParams, "bits", property(lambda self: 8))  # decode to uint8
+    restore_chunk(src, info, index, ShotSpec(shot=0, start=0, stop=4, start_s=0.0, end_s=0.16),
+                  [build_stage("sr", {"scale": 2}, ctx)], media.choose_encode(info, 2, "o.mp4", 16, "fast", 10),
+                  tmp_path / "u8.mov")  # fmt: skip
+    (deep, deep_steps), (u8, u8_steps) = codes(out), codes(tmp_path / "u8.mov")
+    print(f"ramp x2 at 10 bits: {deep} codes in {deep_steps} 8-bit steps; decoded at 8 bits: {u8} in {u8_steps}")
+    assert deep > deep_steps * 1.5 and u8 < u8_steps * 1.5  # finer than the 8-bit grid; the control is not
 
 
 @pytest.mark.slow
