@@ -21,9 +21,12 @@ from tasks.restore_shot import restore_shot
 from tasks.shots import detect_shots_task
 
 
-def validate(spec: RestoreSpec) -> None:
-    """Fail fast, before any work, on a spec that cannot succeed."""
+def validate(spec: RestoreSpec, info: media.MediaInfo | None = None) -> None:
+    """Fail fast, before any work, on a spec that cannot succeed; with the source's ``info`` also on
+    an output the source cannot have (odd 4:2:0 size, 8-bit HDR)."""
     media.output_format(spec.output)
+    if info is not None:
+        media.choose_encode(info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth)
     spec.resolved_stages()
     for uri in (spec.input, spec.output):
         if uri.startswith("s3://"):
@@ -59,8 +62,7 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
             carrier = telemetry.carrier()
             asset = ingest(spec.input, carrier)
             root.set_attribute("restora.asset_id", asset.asset_id)
-            # fail before any chunk on an output the source cannot have (odd 4:2:0 size, 8-bit HDR)
-            media.choose_encode(asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth)
+            validate(spec, asset.info)  # now that the source is known, before any chunk
             chunks, fades = detect_shots_task(asset, spec.chunk_frames, carrier)
             futures = [restore_shot.submit(asset, c, spec, carrier) for c in chunks]
             refs = [f.result() for f in futures]

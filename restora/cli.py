@@ -117,9 +117,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
     )
     from flows.restore_video import run, validate
 
-    validate(spec)
-    if "://" not in a.input:  # the output this source can have (odd 4:2:0 size, 8-bit HDR), before Prefect starts
-        media.choose_encode(info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth)
+    validate(spec, None if "://" in a.input else info)  # before Prefect starts
     bar = ProgressBar()
     stop = progress.listen(bar)
     t0 = time.monotonic()

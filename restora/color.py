@@ -33,7 +33,8 @@ def to_unit(x: Frames | FloatArray) -> FloatArray:
     """Integer frames (uint8/uint16) -> float32 in [0, 1]; float input is returned as float32 unchanged."""
     if np.issubdtype(x.dtype, np.floating):
         return x.astype(np.float32, copy=False)
-    return (x.astype(np.float32) / np.float32(unit_scale(x.dtype))).astype(np.float32)
+    out: FloatArray = x.astype(np.float32) / np.float32(unit_scale(x.dtype))
+    return out
 
 
 def quantize(x: FloatArray, dtype: np.dtype[Any]) -> Frames:

@@ -35,9 +35,9 @@ class AssetRef(BaseModel):
 def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str, Any]:
     """Bit depth, scan (field order, and the deinterlacer an interlaced source went through), HDR
     signalling, start timecode and display orientation (a rotated source is decoded upright) of
-    source and output, and what of the source's metadata the
-    output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
-    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``)."""
+    source and output, and what of the source's metadata the output does not carry
+    (``not_carried``: ``"mastering_display"``, ``"content_light_level"``, dynamic HDR metadata
+    such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``)."""
     lost: list[str] = []
     if source.hdr is not None:
         out = output.hdr
