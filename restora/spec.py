@@ -93,12 +93,15 @@ class RestoreSpec(BaseModel):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-# Stages each preset runs, in order (ARCHITECTURE.md section 8). Unimplemented ones raise.
-PRESET_STAGES: dict[str, list[str]] = {
+# Stages each preset runs, in order, with their options (ARCHITECTURE.md section 8); SR is appended
+# for scale > 1. Unimplemented ones raise. ``broadcast`` deblocks as strongly as the source's own
+# quantiser calls for (``strength=auto``): at full strength the blind model removes texture from
+# lightly compressed sources (README, deblock).
+PRESET_STAGES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "fidelity": [],
     "forensic": [],
-    "broadcast": ["deblock", "denoise", "deflicker"],
-    "archival-film": ["stabilize", "dust_scratch", "deflicker", "degrain"],
+    "broadcast": [("deblock", {"strength": "auto"}), ("denoise", {}), ("deflicker", {})],
+    "archival-film": [("stabilize", {}), ("dust_scratch", {}), ("deflicker", {}), ("degrain", {})],
 }
 
 
@@ -108,13 +111,13 @@ def preset_stages(preset: str, scale: int) -> list[StageSpec]:
         raise ConfigError(f"unknown preset {preset!r}")
     from restora.stages import IMPLEMENTED
 
-    missing = [s for s in PRESET_STAGES[preset] if s not in IMPLEMENTED]
+    missing = [s for s, _ in PRESET_STAGES[preset] if s not in IMPLEMENTED]
     if missing:
         raise StageNotImplementedError(
             f"preset {preset!r} needs stages not implemented yet: {', '.join(missing)} "
             f"(available: {', '.join(sorted(IMPLEMENTED))})"
         )
-    return [StageSpec(type=s) for s in PRESET_STAGES[preset]]
+    return [StageSpec(type=s, options=dict(o)) for s, o in PRESET_STAGES[preset]]
 
 
 class ShotSpec(BaseModel):

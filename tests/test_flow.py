@@ -195,6 +195,41 @@ def test_models_by_name_from_the_cli(
         assert report["provenance"]["stages"][1]["strength"] == 0.5
 
 
+def test_broadcast_preset_with_the_classical_stages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--preset broadcast`` runs end to end: deblock as strong as the source's QP calls for, denoise,
+    deflicker, SR x2; then ``--stages stabilize,deflicker`` on the same flickering source in chunks of 6.
+    The report names each stage with its method or model and options, and the flicker is gone."""
+    from restora.cli import main
+    from restora.stages.temporal import gray
+
+    rng = np.random.default_rng(4)
+    base = cut_frames(1, [], h=48, w=64)[0].astype(np.float32)
+    frames = [np.clip(base * (1 + 0.15 * rng.standard_normal()), 0, 255).astype(np.uint8) for _ in range(18)]
+    src = make_clip(tmp_path / "c.mp4", frames)
+    out = tmp_path / "o.mp4"
+    assert main(["restore", str(src), "-o", str(out), "--preset", "broadcast"]) == 0
+    report = json.loads(Path(f"{out}.report.json").read_text())
+    stages = report["provenance"]["stages"]
+    assert [(s["type"], s.get("model")) for s in stages] == [
+        ("deblock", "deblock"), ("denoise", "denoise"), ("deflicker", None), ("sr", "sr_x2")]  # fmt: skip
+    assert stages[0]["strength"] == "auto" and stages[2]["window"] == 12 and "quantiles" in stages[2]["method"]
+    info = media.probe(out)
+    assert (info.video.width, info.video.height, info.video.frames) == (128, 96, 18)
+
+    def steps(path: Path) -> float:  # mean change of the mean gray level between frames, 8-bit scale
+        return float(np.abs(np.diff(gray(np.stack(media.first_frames(path, 100))).mean(axis=(1, 2)))).mean() * 255)
+
+    out2 = tmp_path / "s.mkv"
+    temporal = [StageSpec(type="stabilize"), StageSpec(type="deflicker", options={"window": 8})]
+    spec = RestoreSpec(input=str(src), output=str(out2), scale=1, chunk_frames=6, stages=temporal)
+    r = run(spec)
+    assert len(json.loads(Path(r["report"]).read_text())["chunks"]) == 3
+    print(
+        f"\nbroadcast preset: tone steps {steps(src):.2f} -> {steps(out):.2f} (x2), {steps(out2):.2f} (1x, chunks of 6)"
+    )
+    assert steps(out) < 0.3 * steps(src) and steps(out2) < 0.3 * steps(src)
+
+
 def test_lossless_source_in_several_chunks_keeps_timing(tmp_path: Path) -> None:
     """An FFV1 master cut into chunks: the lossless chunks' container picks its own time base (NUT:
     1/64000 for Matroska's 1/1000), and the joined output still has every frame at its source time."""

@@ -1,7 +1,9 @@
 """Restoration stages: frames in, frames out. Registered by name; a spec's ``type`` picks the class.
 
 Every stage maps ``(T, H, W, 3)`` RGB to ``(T, H*scale, W*scale, 3)`` RGB of the same dtype (uint8,
-or uint16 for sources deeper than 8 bits) and never opens a file. Stages that are declared (presets
+or uint16 for sources deeper than 8 bits) and never opens a file. The neural stages (``sr``, ``deblock``,
+``denoise``) run models through the inference backend; ``deflicker`` and ``stabilize`` are classical
+signal processing over a window of frames within the shot (no model). Stages that are declared (presets
 name them) but not implemented raise :class:`~restora.errors.StageNotImplementedError` when built:
 nothing is silently skipped.
 """
@@ -10,13 +12,17 @@ from __future__ import annotations
 
 from restora.stages.base import Stage, StageContext
 from restora.stages.deblock import Deblock
+from restora.stages.deflicker import Deflicker
 from restora.stages.denoise import Denoise
 from restora.stages.sr import SuperResolution
+from restora.stages.stabilize import Stabilize
 
 REGISTRY: dict[str, type[Stage]] = {
     SuperResolution.type: SuperResolution,
     Deblock.type: Deblock,
     Denoise.type: Denoise,
+    Deflicker.type: Deflicker,
+    Stabilize.type: Stabilize,
 }
 
 # Stage names a preset may ask for; those absent from REGISTRY are not implemented yet.
