@@ -51,6 +51,7 @@ bench: install triton-venv  ## speed/quality benchmarks (ratios against a baseli
 	$(PY) -m benchmarks.int8
 	$(PY) -m benchmarks.vsr_flow
 	$(PY) -m benchmarks.signal_path
+	$(PY) -m benchmarks.temporal_stages
 
 train: train-sr train-int8 train-deblock train-denoise train-joint train-vsr  ## re-train every model from ../shared/data and re-package it into triton_models/ (hours on 2 CPU cores)
 
