@@ -1,18 +1,23 @@
-"""What the classical temporal stages (``deflicker``, ``stabilize``) remove and what they cost, in one run.
+"""What the classical temporal stages (``deflicker``, ``stabilize``, ``dust_scratch``) remove and cost, in one run.
 
 Quality, on real footage of ``../shared/data`` with known synthetic damage:
 
 - ``deflicker``: random per-frame gain (std 12 %) and offset (std 4 %) on the first shot of
   ``watermark_mpegts.ts`` (a still photograph faded in from and out to white), ``bikes.mp4`` (a pan)
   and ``cockatoo.mp4`` (handheld, 720p), and the fade of ``shots/fades.mp4`` undamaged. PSNR
-  against the undamaged frames for the damaged input, the stage
-  and a naive baseline in the same run (each frame's gain set so its mean matches the shot's mean
-  level, what a one-line deflicker does), and the stage on the undamaged frames (what it takes away
-  from clean footage: higher is better).
+  against the undamaged frames for the damaged input, the stage and a naive baseline in the same
+  run (each frame's gain set so its mean matches the shot's mean level, what a one-line deflicker
+  does), and the stage on the undamaged frames (what it takes away from clean footage: higher is
+  better).
 - ``stabilize``: a camera panning over a real photograph (General100 ``im_36``) with random jitter of
   2 pixels std; the frame-to-frame wobble around the true pan before and after, and the same pan
   without jitter through the stage. On real handheld footage (foreman, 48 frames) the mean
   frame-to-frame change of the camera's speed before and after.
+- ``dust_scratch``: 15 single-frame spots per frame (``training.degrade.dust``) on a still picture,
+  a pan and handheld foreman, against a naive 3-frame temporal median (no alignment, no detection),
+  with the share of spot pixels repaired and both on the undamaged frames; three wandering
+  one-pixel scratches (``training.degrade.scratches``) on the pan and foreman, against a naive
+  5-pixel median along each row.
 
 Speed: seconds per frame of each stage against decoding the same frames (``media.read_frames``),
 ratios of the same run, at 640x272 and 1280x720.
@@ -34,14 +39,16 @@ import numpy as np
 from PIL import Image
 
 from restora import evaluation, media
-from restora.color import quantize, to_unit, ycbcr_to_rgb
+from restora.color import quantize, to_unit
 from restora.inference import LocalOnnx
 from restora.metrics import psnr
 from restora.pipeline import analyze
 from restora.settings import get_settings
 from restora.stages import StageContext, build_stage
-from restora.stages.stabilize import Stabilize, measure_shift, shift_image
+from restora.stages.motion import measure_shift
+from restora.stages.stabilize import Stabilize
 from restora.stages.temporal import gray
+from training import degrade
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results" / "temporal_stages.json"
@@ -54,11 +61,8 @@ def db(value: float) -> float | str:
 
 
 def flicker(frames: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Each frame times a random gain (std 12 %) plus a random offset (std 4 % of full scale)."""
-    rng = np.random.default_rng(seed)
-    a = (1 + 0.12 * rng.standard_normal(len(frames)).clip(-2, 2)).astype(np.float32)
-    b = (0.04 * rng.standard_normal(len(frames)).clip(-2, 2)).astype(np.float32)
-    return quantize(to_unit(frames) * a[:, None, None, None] + b[:, None, None, None], U8)
+    """Random per-frame gain (std 12 %) and offset (std 4 %): :func:`training.degrade.flicker`."""
+    return degrade.flicker(frames, np.random.default_rng(seed))
 
 
 def mean_matched(frames: np.ndarray) -> np.ndarray:
@@ -107,20 +111,13 @@ def stabilize_quality(ctx: StageContext) -> dict[str, Any]:
     pan = np.stack([np.linspace(0, 25, t), np.linspace(0, 6, t)], 1)
     jitter = np.random.default_rng(1).normal(0, 2.0, (t, 2))
 
-    def camera(path: np.ndarray) -> np.ndarray:
-        return np.stack([quantize(shift_image(still, -x - 20, -y - 20)[:480, :560], U8) for x, y in path])
-
-    truth, shaky = camera(pan), camera(pan + jitter)
+    truth, shaky = degrade.camera_over(still, pan, 480, 560), degrade.camera_over(still, pan + jitter, 480, 560)
 
     def wobble(x: np.ndarray) -> float:
         off = np.array([measure_shift(gray(truth[i : i + 1])[0], gray(x[i : i + 1])[0]) for i in range(t)])
         return round(float(np.abs(np.diff(off, axis=0)).mean()), 3)
 
-    frames = []
-    for y, u, v in evaluation.raw_i420(DATA, "foreman"):
-        ycc = np.stack([y, u.repeat(2, 0).repeat(2, 1), v.repeat(2, 0).repeat(2, 1)], -1).astype(np.float32) / 255
-        frames.append(quantize(ycbcr_to_rgb(ycc), U8))
-    foreman = np.stack(frames)
+    foreman = evaluation.raw_rgb(DATA, "foreman")
     accel = [
         round(float(np.abs(np.diff(stage.path(x), 2, axis=0)).mean()), 3) for x in (foreman, stage.process(foreman))
     ]
@@ -140,9 +137,61 @@ def stabilize_quality(ctx: StageContext) -> dict[str, Any]:
     }
 
 
+def temporal_median(frames: np.ndarray) -> np.ndarray:
+    """The naive dust baseline: every pixel the median of itself and the same pixel in the previous
+    and next frames (no alignment, no detection); the first and last frame unchanged."""
+    out = frames.copy()
+    out[1:-1] = np.median(np.stack([frames[:-2], frames[1:-1], frames[2:]]), axis=0).astype(frames.dtype)
+    return out
+
+
+def row_median(frames: np.ndarray) -> np.ndarray:
+    """The naive scratch baseline: every pixel the median of 5 along its row (no detection)."""
+    pad = np.pad(frames, ((0, 0), (0, 0), (2, 2), (0, 0)), mode="edge")
+    w = frames.shape[2]
+    return np.median(np.stack([pad[:, :, i : i + w] for i in range(5)]), axis=0).astype(frames.dtype)
+
+
+def dust_scratch_quality(ctx: StageContext) -> dict[str, Any]:
+    dust_only = build_stage("dust_scratch", {"scratches": False}, ctx)
+    scratch_only = build_stage("dust_scratch", {"dust": False}, ctx)
+    clips = {
+        "turtle_still": np.stack(media.first_frames(DATA / "video/misc/watermark_mpegts.ts", 60))[25:],
+        "bikes_pan": np.stack(media.first_frames(DATA / "video/misc/bikes.mp4", 30)),
+        "foreman_handheld": evaluation.raw_rgb(DATA, "foreman"),
+    }
+    dust: dict[str, Any] = {}
+    scratches: dict[str, Any] = {}
+    inner = slice(1, -1)  # the first and last frame have one neighbour: neither the stage nor the median acts
+    for name, clean in clips.items():
+        dusty, spots = degrade.dust(clean, np.random.default_rng(0))
+        out = dust_only.process(dusty)
+        err = np.abs(out.astype(int) - clean.astype(int)).max(-1)[inner]
+        dust[name] = {
+            "frames": f"{len(clean)} x {clean.shape[2]}x{clean.shape[1]}, 15 spots per frame",
+            "dusty_db": db(psnr(dusty[inner], clean[inner], 255.0)),
+            "dust_scratch_db": db(psnr(out[inner], clean[inner], 255.0)),
+            "temporal_median_db": db(psnr(temporal_median(dusty)[inner], clean[inner], 255.0)),
+            "spot_pixels_repaired": round(float((err[spots[inner]] <= 20).mean()), 3),
+            "clean_through_dust_scratch_db": db(psnr(dust_only.process(clean)[inner], clean[inner], 255.0)),
+            "clean_through_temporal_median_db": db(psnr(temporal_median(clean)[inner], clean[inner], 255.0)),
+        }
+        if name == "turtle_still":
+            continue
+        scratched = degrade.scratches(clean, np.random.default_rng(0))
+        scratches[name] = {
+            "frames": f"{len(clean)} x {clean.shape[2]}x{clean.shape[1]}, 3 one-pixel scratches",
+            "scratched_db": db(psnr(scratched, clean, 255.0)),
+            "dust_scratch_db": db(psnr(scratch_only.process(scratched), clean, 255.0)),
+            "row_median_db": db(psnr(row_median(scratched), clean, 255.0)),
+            "clean_through_dust_scratch_db": db(psnr(scratch_only.process(clean), clean, 255.0)),
+        }
+    return {"dust": dust, "scratches": scratches}
+
+
 def speed(ctx: StageContext, frames: int, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    stages = {n: build_stage(n, {}, ctx) for n in ("deflicker", "stabilize")}
+    stages = {n: build_stage(n, {}, ctx) for n in ("deflicker", "stabilize", "dust_scratch")}
     for rel in ("video/misc/bikes.mp4", "video/misc/cockatoo.mp4"):
         path = DATA / rel
         info = media.probe(path)
@@ -180,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "deflicker": deflicker_quality(ctx, a.limit),
         "stabilize": stabilize_quality(ctx),
+        "dust_scratch": dust_scratch_quality(ctx),
         "speed": speed(ctx, a.frames, a.repeats),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)

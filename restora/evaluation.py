@@ -141,6 +141,18 @@ def raw_i420(data: Path, clip: str) -> list[tuple[np.ndarray, np.ndarray, np.nda
     return [(b[:n].reshape(h, w), b[n : n * 5 // 4].reshape(c), b[n * 5 // 4 :].reshape(c)) for b in raw]
 
 
+def raw_rgb(data: Path, clip: str) -> np.ndarray:
+    """Frames of the raw clip ``clip`` of :data:`RAW_CLIPS` as ``(T, H, W, 3)`` uint8 RGB (BT.601 studio
+    range, chroma repeated to full size)."""
+    from restora.color import quantize, ycbcr_to_rgb
+
+    out = []
+    for y, u, v in raw_i420(data, clip):
+        ycc = np.stack([y, u.repeat(2, 0).repeat(2, 1), v.repeat(2, 0).repeat(2, 1)], -1).astype(np.float32) / 255
+        out.append(quantize(ycbcr_to_rgb(ycc), np.dtype(np.uint8)))
+    return np.stack(out)
+
+
 def cars_i420(data: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The 30 raw I420 frames of ``video/cars/cars_320x240.i420`` as (Y, U, V) uint8 planes."""
     return raw_i420(data, "cars")

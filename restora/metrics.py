@@ -85,7 +85,7 @@ def ssim_y(
     return ssim(a, b, peak=255.0)
 
 
-def _box_sum(x: npt.NDArray[np.float64], size: int) -> npt.NDArray[np.float64]:
+def box_sum(x: npt.NDArray[np.float64], size: int) -> npt.NDArray[np.float64]:
     """Sum over a ``size`` x ``size`` window centred on each pixel (edge-padded), same shape."""
     r = size // 2
     c = np.pad(x, r, mode="edge").cumsum(0).cumsum(1)
@@ -113,7 +113,7 @@ def block_flow(
     shifts = sorted(((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)),
                     key=lambda d: d[0] ** 2 + d[1] ** 2)  # fmt: skip
     for dy, dx in shifts:
-        cost = _box_sum((b - pad[radius + dy : radius + dy + h, radius + dx : radius + dx + w]) ** 2, window)
+        cost = box_sum((b - pad[radius + dy : radius + dy + h, radius + dx : radius + dx + w]) ** 2, window)
         better = cost < best - 1e-9
         best[better] = cost[better]
         flow[better] = (dy, dx)

@@ -1,6 +1,7 @@
-"""The classical temporal stages, ``deflicker`` and ``stabilize``, on real footage with known
-synthetic flicker and jitter: what they remove, what they leave alone, and that the pipeline's
-streaming and chunking give the same frames as one pass over the shot."""
+"""The classical temporal stages, ``deflicker``, ``stabilize`` and ``dust_scratch``, on real footage
+with known synthetic flicker, jitter, dust and scratches (``training.degrade``): what they remove,
+what they leave alone, and that the pipeline's streaming and chunking give the same frames as one
+pass over the shot."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restora import media
+from restora import evaluation, media
 from restora.color import quantize, to_unit
 from restora.errors import ConfigError
 from restora.inference import LocalOnnx
@@ -19,9 +20,10 @@ from restora.pipeline import analyze, plan_chunks, restore_chunk, stream_stage
 from restora.settings import get_settings
 from restora.shots import ShotList
 from restora.stages import StageContext, build_stage
-from restora.stages.stabilize import measure_shift, shift_image
+from restora.stages.motion import measure_shift, shift_image
 from restora.stages.temporal import gray, local_poly_weights
 from tests.conftest import make_clip
+from training import degrade
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +31,18 @@ def ctx() -> StageContext:
     return StageContext(backend=LocalOnnx(get_settings().models.repository))
 
 
-def flicker(frames: np.ndarray, seed: int = 0, gain: float = 0.12, offset: float = 0.04) -> np.ndarray:
-    """Each frame times a random gain plus a random offset (std ``gain``, ``offset`` of full scale)."""
+def flicker(frames: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Random per-frame gain (std 12 %) and offset (std 4 %): :func:`training.degrade.flicker`."""
+    return degrade.flicker(frames, np.random.default_rng(seed))
+
+
+def damage(frames: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Shake (1.5 px std), flicker, dust spots, line scratches: something for every stage to repair."""
     rng = np.random.default_rng(seed)
-    a = 1 + gain * rng.standard_normal(len(frames)).clip(-2, 2)
-    b = offset * rng.standard_normal(len(frames)).clip(-2, 2)
-    gain_t, offset_t = a.astype(np.float32)[:, None, None, None], b.astype(np.float32)[:, None, None, None]
-    return quantize(to_unit(frames) * gain_t + offset_t, frames.dtype)
+    shake = rng.normal(0, 1.5, (len(frames), 2))
+    shaken = np.stack([quantize(shift_image(to_unit(f), dx, dy), frames.dtype)
+                       for f, (dx, dy) in zip(frames, shake, strict=True)])  # fmt: skip
+    return degrade.scratches(degrade.dust(degrade.flicker(shaken, rng), rng)[0], rng)
 
 
 def tone_steps(frames: np.ndarray) -> float:
@@ -54,11 +61,6 @@ def turtle(data: Path) -> np.ndarray:
 def still(data: Path) -> np.ndarray:
     """A real 704x710 photograph as float32 RGB in [0, 1]."""
     return np.asarray(Image.open(data / "images/train/General100/im_36.png").convert("RGB"), np.float32) / 255
-
-
-def camera(still: np.ndarray, path: np.ndarray, h: int = 480, w: int = 560) -> np.ndarray:
-    """Frames of a camera at ``path`` ``(T, 2)`` (x, y pixels) over ``still``: uint8 ``(T, h, w, 3)``."""
-    return np.stack([quantize(shift_image(still, -x - 20, -y - 20)[:h, :w], np.dtype(np.uint8)) for x, y in path])
 
 
 def test_local_poly_weights_reproduce_polynomials() -> None:
@@ -95,7 +97,7 @@ def test_deflicker_removes_flicker_from_real_footage(clip: str, request: pytest.
     the first shot of ``bikes.mp4``, 30 frames of a pan): the stage brings the frames at least 4 dB closer
     to the originals and the tone's frame-to-frame wobble below a fifth of the damaged one's, and leaves
     the clean clip within 45 dB of itself (measured: turtle 23.2 -> 28.2 dB, tone steps 17.6 -> 1.9
-    against 1.4 clean, clean 49.3 dB; bikes 25.3 -> 32.7 dB, tone steps 16.6 -> 1.7 against 0.4,
+    against 1.4 clean, clean 49.3 dB; bikes 25.3 -> 32.7 dB, tone steps 13.4 -> 1.7 against 0.4,
     clean 49.9 dB: a short shot leaves more of the flicker in the smoothed tone)."""
     frames = request.getfixturevalue("turtle") if clip == "turtle" else np.stack(
         media.first_frames(data / "video/misc/bikes.mp4", 30))  # fmt: skip
@@ -127,7 +129,7 @@ def test_stabilize_removes_jitter_and_keeps_the_pan(still: np.ndarray, ctx: Stag
     t = 60
     pan = np.stack([np.linspace(0, 25, t), np.linspace(0, 6, t)], 1)
     jitter = np.random.default_rng(1).normal(0, 2.0, (t, 2))
-    truth, shaky = camera(still, pan), camera(still, pan + jitter)
+    truth, shaky = degrade.camera_over(still, pan, 480, 560), degrade.camera_over(still, pan + jitter, 480, 560)
     stage = build_stage("stabilize", {}, ctx)
     out = stage.process(shaky)
 
@@ -149,27 +151,91 @@ def test_stabilize_leaves_a_steady_real_shot_alone(turtle: np.ndarray, ctx: Stag
     assert psnr(stage.process(turtle), turtle, 255.0) > 45.0
 
 
-@pytest.mark.parametrize("name", ["deflicker", "stabilize"])
+@pytest.fixture(scope="module")
+def bikes(data: Path) -> np.ndarray:
+    """The first shot of ``bikes.mp4``: 30 frames, 640x272, a fast pan."""
+    return np.stack(media.first_frames(data / "video/misc/bikes.mp4", 30))
+
+
+@pytest.mark.parametrize("clip", ["turtle", "bikes"])
+def test_dust_spots_are_repaired_and_nothing_else(clip: str, request: pytest.FixtureRequest,
+                                                  ctx: StageContext) -> None:  # fmt: skip
+    """15 single-frame spots per frame (``training.degrade.dust``) on a still picture and on a fast pan.
+    On the still, nearly every spot is repaired; on the pan, where the global alignment does not follow
+    everything that moves, fewer are, but the guard keeps the repairs from damaging anything: almost
+    no pixel that was right is made wrong, and clean footage comes through within 55 dB. The first and
+    last frame of the shot (one neighbour) are left alone. Measured: turtle 36.1 -> 54.2 dB, 98 % of
+    spot pixels repaired, clean 68.9 dB; bikes 36.4 -> 38.4 dB, 51 %, clean 59.5 dB."""
+    frames = request.getfixturevalue("turtle")[25:] if clip == "turtle" else request.getfixturevalue("bikes")
+    dusty, spots = degrade.dust(frames, np.random.default_rng(0))
+    stage = build_stage("dust_scratch", {"scratches": False}, ctx)
+    out = stage.process(dusty)
+    inner = slice(1, -1)
+    before, after = psnr(dusty[inner], frames[inner], 255.0), psnr(out[inner], frames[inner], 255.0)
+    err_in = np.abs(dusty.astype(int) - frames.astype(int)).max(-1)[inner]
+    err_out = np.abs(out.astype(int) - frames.astype(int)).max(-1)[inner]
+    fixed = float((err_out[spots[inner]] <= 20).mean())
+    broken = float(((err_in <= 20) & (err_out > 20)).mean())
+    clean = psnr(stage.process(frames), frames, 255.0)
+    print(f"\ndust {clip}: {before:.2f} -> {after:.2f} dB, spot pixels repaired {fixed:.0%}, "
+          f"pixels broken {broken:.1e}, clean through the stage {clean:.2f} dB")  # fmt: skip
+    assert after > before + (10.0 if clip == "turtle" else 1.0)
+    assert fixed > (0.9 if clip == "turtle" else 0.4)
+    assert broken < 1e-4 and clean > 55.0
+    assert np.array_equal(out[0], dusty[0]) and np.array_equal(out[-1], dusty[-1])
+
+
+def test_a_small_moving_object_is_not_dust(turtle: np.ndarray, ctx: StageContext) -> None:
+    """A bright 6x6 square crossing a still picture 9 pixels a frame is in a different place in every
+    frame, as dust is, but the previous and next frames disagree around it: it is left alone. (Elsewhere
+    the stage may repair the source's own one-frame coding blips: this clip has one of 8 pixels.)"""
+    frames = turtle[30:40].copy()
+    for t in range(len(frames)):
+        frames[t, 100:106, 100 + 9 * t : 106 + 9 * t] = 250
+    out = build_stage("dust_scratch", {}, ctx).process(frames)
+    for t in range(len(frames)):
+        box = (t, slice(97, 109), slice(97 + 9 * t, 109 + 9 * t))
+        assert np.array_equal(out[box], frames[box])
+
+
+@pytest.mark.parametrize("clip", ["foreman", "bikes"])
+def test_line_scratches_are_repaired_and_real_lines_kept(clip: str, request: pytest.FixtureRequest, data: Path,
+                                                         ctx: StageContext) -> None:  # fmt: skip
+    """Three 1-pixel vertical scratches wandering sideways (``training.degrade.scratches``) on handheld
+    foreman (a building full of vertical edges behind him) and on the pan: at least 6 dB closer to the
+    clean frames, and the clean footage comes through bit for bit: no edge of the picture is taken for
+    a scratch. Measured: foreman 31.6 -> 39.7 dB, bikes 35.9 -> 51.0 dB."""
+    frames = evaluation.raw_rgb(data, "foreman") if clip == "foreman" else request.getfixturevalue("bikes")
+    scratched = degrade.scratches(frames, np.random.default_rng(0))
+    stage = build_stage("dust_scratch", {"dust": False}, ctx)
+    before, after = psnr(scratched, frames, 255.0), psnr(stage.process(scratched), frames, 255.0)
+    print(f"\nscratches {clip}: {before:.2f} -> {after:.2f} dB")
+    assert after > before + 6.0
+    assert np.array_equal(stage.process(frames), frames)
+
+
+TEMPORAL = {"deflicker": {"window": 6}, "stabilize": {"window": 6}, "dust_scratch": {}}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPORAL))
 def test_streamed_in_batches_equals_one_pass(name: str, turtle: np.ndarray, ctx: StageContext) -> None:
     """Through ``stream_stage`` in batches of 4 (the pipeline's decode batches), every frame comes out
     exactly as from one pass over the whole shot: the window of context reaches across batches."""
-    stage = build_stage(name, {"window": 6}, ctx)
-    clip = flicker(turtle[:30, :120, :160])
+    stage = build_stage(name, TEMPORAL[name], ctx)
+    clip = damage(turtle[25:55, :120, :160])
     batches = [([(i, i) for i in range(s, min(s + 4, 30))], clip[s : s + 4]) for s in range(0, 30, 4)]
     got = np.concatenate([f for _, f in stream_stage(stage.process_span, stage.context, batches)])
     assert np.array_equal(got, stage.process(clip))
 
 
-@pytest.mark.parametrize("name", ["deflicker", "stabilize"])
+@pytest.mark.parametrize("name", sorted(TEMPORAL))
 def test_chunks_of_a_shot_equal_one_pass(name: str, turtle: np.ndarray, ctx: StageContext, tmp_path: Path) -> None:
-    """A lossless (FFV1) flickering, shaking clip restored in chunks of 8 frames by ``restore_chunk``:
+    """A lossless (FFV1) shaking, flickering, dusty, scratched clip restored in chunks of 8 frames by ``restore_chunk``:
     joined, the chunks equal the stage over the whole shot (each chunk read its shot's neighbours)."""
-    shake = np.random.default_rng(2).normal(0, 1.5, (24, 2))
-    clip = flicker(np.stack([quantize(shift_image(to_unit(f), dx, dy), np.dtype(np.uint8))
-                             for f, (dx, dy) in zip(turtle[:24, :96, :128], shake, strict=True)]))  # fmt: skip
+    clip = damage(turtle[20:44, :96, :128])
     path = make_clip(tmp_path / "in.mkv", list(clip), codec="ffv1", pix_fmt="bgr0")
     an = analyze(path)
-    stage = build_stage(name, {"window": 5}, ctx)
+    stage = build_stage(name, {**TEMPORAL[name], **({"window": 5} if TEMPORAL[name] else {})}, ctx)
     params = media.choose_encode(an.info, 1, tmp_path / "out.mkv", 18, "ultrafast")
     got = []
     for c in plan_chunks(ShotList(frames=24, cuts=[]), an.index, 8):
@@ -181,22 +247,23 @@ def test_chunks_of_a_shot_equal_one_pass(name: str, turtle: np.ndarray, ctx: Sta
     assert np.array_equal(np.stack(got), expected)
 
 
-@pytest.mark.parametrize("name", ["deflicker", "stabilize"])
+@pytest.mark.parametrize("name", sorted(TEMPORAL))
 def test_sixteen_bit_frames_stay_sixteen_bit(name: str, turtle: np.ndarray, ctx: StageContext) -> None:
     """uint16 frames (a 10-bit source) come out uint16, corrected as the 8-bit ones are."""
-    deep = turtle[:20, :120, :160].astype(np.uint16) * 257
-    bad = flicker(deep) if name == "deflicker" else deep
-    out = build_stage(name, {}, ctx).process(bad)
-    assert out.dtype == np.uint16 and out.shape == bad.shape
-    small = turtle[:20, :120, :160]
-    out8 = build_stage(name, {}, ctx).process(flicker(small) if name == "deflicker" else small)
+    small = damage(turtle[25:45, :120, :160])
+    deep = small.astype(np.uint16) * 257
+    out = build_stage(name, {}, ctx).process(deep)
+    assert out.dtype == np.uint16 and out.shape == deep.shape
+    out8 = build_stage(name, {}, ctx).process(small)
+    assert not np.array_equal(out8, small)
     assert np.abs(out.astype(np.float64) / 257 - out8).mean() < 1.0
 
 
 def test_options_are_checked(ctx: StageContext) -> None:
     for name, opts in [("deflicker", {"window": 0}), ("deflicker", {"window": 2.5}), ("deflicker", {"strength": 2}),
                        ("stabilize", {"max_shift": 0.5}), ("stabilize", {"max_shift": True}),
-                       ("stabilize", {"radius": 3})]:  # fmt: skip
+                       ("stabilize", {"radius": 3}), ("dust_scratch", {"threshold": 0.9}),
+                       ("dust_scratch", {"max_size": 0}), ("dust_scratch", {"dust": "yes"})]:  # fmt: skip
         with pytest.raises(ConfigError):
             build_stage(name, opts, ctx)
     clip = flicker(np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))

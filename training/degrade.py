@@ -16,7 +16,10 @@ Operators:
   (libx264 / libx265) at a chosen CRF or bitrate, the source of the mosquito noise and
   macroblocking the deblock model learns to remove;
 * :func:`second_order_degradation` — two rounds of blur, resize, noise and compression in
-  random order and strength, as in Real-ESRGAN (Wang et al. 2021).
+  random order and strength, as in Real-ESRGAN (Wang et al. 2021);
+* damage over clips ``(T, H, W, 3)``: :func:`flicker`, :func:`camera_over` (a camera path, for
+  jitter), :func:`dust`, :func:`scratches` — what ``deflicker``, ``stabilize`` and ``dust_scratch``
+  are tested and benchmarked against.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFilter
 
+from restora.color import Frames, quantize, to_unit
 from restora.media import codec_roundtrip
 
 U8 = npt.NDArray[np.uint8]
@@ -238,3 +242,57 @@ def mild_sr_degradation(hr: U8, scale: int, rng: np.random.Generator) -> U8:
     if rng.random() < 0.5:
         lr = jpeg(lr, int(rng.integers(75, 96)))
     return lr
+
+
+# Film and camera damage over clips, for the classical temporal stages' tests and benchmarks
+# (``deflicker``, ``stabilize``, ``dust_scratch``): ``(T, H, W, 3)`` uint8 or uint16 RGB in and out.
+
+
+def flicker(frames: Frames, rng: np.random.Generator, gain: float = 0.12, offset: float = 0.04) -> Frames:
+    """Each frame times its own random gain plus a random offset, the same on R, G and B (normal,
+    std ``gain`` around 1 and ``offset`` of full scale around 0, clipped at 2 std)."""
+    a = (1 + gain * rng.standard_normal(len(frames)).clip(-2, 2)).astype(np.float32)
+    b = (offset * rng.standard_normal(len(frames)).clip(-2, 2)).astype(np.float32)
+    return quantize(to_unit(frames) * a[:, None, None, None] + b[:, None, None, None], frames.dtype)
+
+
+def camera_over(still: F32, path: npt.NDArray[np.float64], height: int, width: int, margin: int = 20) -> U8:
+    """Frames of a camera looking at ``still`` (``(H, W, 3)`` float32 in [0, 1]) from ``path``
+    (``(T, 2)`` x, y in pixels, sub-pixel, cubic resampling), each ``(height, width)`` from ``margin``
+    pixels in: ``(T, height, width, 3)`` uint8."""
+    from restora.stages.motion import shift_image
+
+    crops = [shift_image(still, -x - margin, -y - margin)[:height, :width] for x, y in path]
+    return np.stack([quantize(c, np.dtype(np.uint8)) for c in crops])
+
+
+def dust(frames: Frames, rng: np.random.Generator, per_frame: int = 15) -> tuple[Frames, npt.NDArray[np.bool_]]:
+    """Dirt on the film: ``per_frame`` elliptic spots per frame (radius 1-4 pixels), each on one frame
+    only, nearly black or nearly white (80 % opaque). Returns the frames and the ``(T, H, W)`` mask
+    of spot pixels."""
+    out = to_unit(frames).copy()
+    t_, h, w, _ = frames.shape
+    mask = np.zeros((t_, h, w), dtype=bool)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for t in range(t_):
+        for _ in range(per_frame):
+            cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.uniform(1, 4)
+            spot = ((yy - cy) / r) ** 2 + ((xx - cx) / (r * rng.uniform(0.5, 1.5))) ** 2 <= 1
+            level = rng.choice([0.05, 0.95]) * rng.uniform(0.8, 1.0)
+            out[t][spot] = out[t][spot] * 0.2 + np.float32(level * 0.8)
+            mask[t] |= spot
+    return quantize(out, frames.dtype), mask
+
+
+def scratches(frames: Frames, rng: np.random.Generator, count: int = 3) -> Frames:
+    """Vertical line scratches: ``count`` one-pixel-wide lines through the whole height, each brighter
+    or darker by 0.12-0.3 of full scale, wandering +-2 pixels sideways over the frames."""
+    out = to_unit(frames).copy()
+    w = frames.shape[2]
+    xs = rng.integers(10, w - 10, count)
+    contrast = (rng.choice([-1.0, 1.0], count) * rng.uniform(0.12, 0.3, count)).astype(np.float32)
+    for t in range(len(frames)):
+        for i in range(count):
+            x = int(xs[i] + 2 * np.sin(t / 5 + i))
+            out[t, :, x] += contrast[i]
+    return quantize(out, frames.dtype)

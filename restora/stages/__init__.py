@@ -2,7 +2,7 @@
 
 Every stage maps ``(T, H, W, 3)`` RGB to ``(T, H*scale, W*scale, 3)`` RGB of the same dtype (uint8,
 or uint16 for sources deeper than 8 bits) and never opens a file. The neural stages (``sr``, ``deblock``,
-``denoise``) run models through the inference backend; ``deflicker`` and ``stabilize`` are classical
+``denoise``) run models through the inference backend; ``deflicker``, ``stabilize`` and ``dust_scratch`` are classical
 signal processing over a window of frames within the shot (no model). Stages that are declared (presets
 name them) but not implemented raise :class:`~restora.errors.StageNotImplementedError` when built:
 nothing is silently skipped.
@@ -14,6 +14,7 @@ from restora.stages.base import Stage, StageContext
 from restora.stages.deblock import Deblock
 from restora.stages.deflicker import Deflicker
 from restora.stages.denoise import Denoise
+from restora.stages.dust_scratch import DustScratch
 from restora.stages.sr import SuperResolution
 from restora.stages.stabilize import Stabilize
 
@@ -23,6 +24,7 @@ REGISTRY: dict[str, type[Stage]] = {
     Denoise.type: Denoise,
     Deflicker.type: Deflicker,
     Stabilize.type: Stabilize,
+    DustScratch.type: DustScratch,
 }
 
 # Stage names a preset may ask for; those absent from REGISTRY are not implemented yet.

@@ -22,51 +22,11 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from restora.color import FloatArray, Frames, quantize, to_unit
+from restora.color import Frames, quantize, to_unit
 from restora.errors import ConfigError
 from restora.stages.base import Stage, StageContext, check_strength
+from restora.stages.motion import block_mean, measure_factor, measure_shift, shift_image
 from restora.stages.temporal import check_window, gray, smooth_at
-
-MEASURE_WIDTH = 480  # frames are block-averaged to at most this width for motion measurement
-SLOPE_BAND = 0.15  # cycles per pixel: the sub-pixel phase fit uses frequencies below this
-MIN_PEAK = 0.06  # phase-correlation peak below this (no common structure: blur, flat or faded frames): failed
-
-
-def _block_mean(g: FloatArray, f: int) -> FloatArray:
-    """``(H, W)`` -> ``(H // f, W // f)`` means of ``f x f`` blocks."""
-    h, w = g.shape[0] // f * f, g.shape[1] // f * f
-    out: FloatArray = g[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
-    return out
-
-
-def measure_shift(a: FloatArray, b: FloatArray) -> tuple[float, float] | None:
-    """Global translation ``(dx, dy)`` in pixels of picture ``b`` relative to ``a`` (content at ``p``
-    in ``a`` is at ``p + (dx, dy)`` in ``b``), both ``(H, W)`` float32; None (no reliable match)
-    when the phase-correlation peak is weaker than :data:`MIN_PEAK`.
-
-    Whole pixels from the phase-correlation peak (Hann-windowed); the fraction from a weighted
-    least-squares fit of the remaining phase slope of the cross-power spectrum over the low
-    frequencies (below :data:`SLOPE_BAND` cycles per pixel, weighted by magnitude), accurate to about
-    0.01 pixel where a parabola through the peak is biased towards whole pixels by up to 0.3.
-    """
-    h, w = a.shape
-    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
-    cross = np.fft.rfft2((b - b.mean()) * win) * np.conj(np.fft.rfft2((a - a.mean()) * win))
-    mag = np.abs(cross)
-    r = np.fft.irfft2(cross / np.maximum(mag, 1e-12), s=(h, w))
-    py, px = np.unravel_index(int(np.argmax(r)), r.shape)
-    if r[py, px] < MIN_PEAK:
-        return None
-    ix, iy = (px - w if px > w / 2 else px), (py - h if py > h / 2 else py)
-    u, v = np.fft.rfftfreq(w)[None, :], np.fft.fftfreq(h)[:, None]
-    rest = cross * np.exp(2j * np.pi * (u * ix + v * iy))  # phase left: -2 pi (u fx + v fy)
-    sel = (u < SLOPE_BAND) & (np.abs(v) < SLOPE_BAND) & (mag > 0)
-    sw = np.sqrt(mag[sel])
-    design = np.stack([np.broadcast_to(u, sel.shape)[sel], np.broadcast_to(v, sel.shape)[sel]], 1) * (2 * np.pi)
-    if len(sw) < 3:
-        return float(ix), float(iy)
-    (fx, fy), *_ = np.linalg.lstsq(design * sw[:, None], np.angle(rest[sel]) * sw, rcond=None)
-    return float(ix - np.clip(fx, -1, 1)), float(iy - np.clip(fy, -1, 1))
 
 
 def fill_failed(steps: npt.NDArray[np.float64], radius: int = 2) -> npt.NDArray[np.float64]:
@@ -78,38 +38,6 @@ def fill_failed(steps: npt.NDArray[np.float64], radius: int = 2) -> npt.NDArray[
         near = steps[max(0, i - radius) : i + radius + 1]
         near = near[~np.isnan(near[:, 0])]
         out[i] = np.median(near, axis=0) if len(near) else 0.0
-    return out
-
-
-def _keys(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Keys cubic convolution kernel (a = -0.5) at distances ``x``."""
-    x = np.abs(x)
-    return np.where(x <= 1, (1.5 * x - 2.5) * x * x + 1, np.where(x < 2, ((-0.5 * x + 2.5) * x - 4) * x + 2, 0.0))
-
-
-def _shift_axis(img: FloatArray, d: float, axis: int) -> FloatArray:
-    """``img`` moved by ``d`` pixels along ``axis`` (output ``p`` reads input ``p - d``), cubic, edges repeated."""
-    n = img.shape[axis]
-    src = np.arange(n) - d
-    base = np.floor(src).astype(np.int64)
-    frac = float((src - base)[0]) if n else 0.0
-    taps = np.arange(-1, 3)
-    wts = _keys(np.asarray(frac - taps, dtype=np.float64))
-    out = np.zeros_like(img)
-    for k, wk in zip(taps, wts, strict=True):
-        idx = np.clip(base + k, 0, n - 1)
-        out += np.float32(wk) * np.take(img, idx, axis=axis)
-    return out
-
-
-def shift_image(img: FloatArray, dx: float, dy: float) -> FloatArray:
-    """``(H, W, C)`` float32 moved by ``(dx, dy)`` pixels (content at ``p`` goes to ``p + (dx, dy)``),
-    Keys cubic, the uncovered edge strip repeating the edge; not clipped."""
-    out = img
-    if abs(dx) >= 1e-3:
-        out = _shift_axis(out, dx, axis=1)
-    if abs(dy) >= 1e-3:
-        out = _shift_axis(out, dy, axis=0)
     return out
 
 
@@ -138,9 +66,8 @@ class Stabilize(Stage):
 
     def path(self, frames: Frames) -> npt.NDArray[np.float64]:
         """Camera path of ``(T, H, W, 3)`` frames: ``(T, 2)`` cumulative ``(x, y)`` shift in pixels, 0 at the first."""
-        w = frames.shape[2]
-        f = max(1, -(-w // MEASURE_WIDTH))
-        g = [_block_mean(p, f) for p in gray(frames)]
+        f = measure_factor(frames.shape[2])
+        g = [block_mean(p, f) for p in gray(frames)]
         found = [measure_shift(g[i - 1], g[i]) for i in range(1, len(g))]
         steps = np.asarray([(np.nan, np.nan) if m is None else m for m in found], np.float64).reshape(-1, 2)
         return np.concatenate([np.zeros((1, 2)), np.cumsum(fill_failed(steps * f), 0)])
