@@ -31,6 +31,7 @@ from typing import Any
 
 import av
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageFilter
 
 from restora.color import rgb_to_y
@@ -148,7 +149,8 @@ def raw_rgb(data: Path, clip: str) -> np.ndarray:
 
     out = []
     for y, u, v in raw_i420(data, clip):
-        ycc = np.stack([y, u.repeat(2, 0).repeat(2, 1), v.repeat(2, 0).repeat(2, 1)], -1).astype(np.float32) / 255
+        planes = np.stack([y, u.repeat(2, 0).repeat(2, 1), v.repeat(2, 0).repeat(2, 1)], -1)
+        ycc: npt.NDArray[np.float32] = planes.astype(np.float32) / np.float32(255)
         out.append(quantize(ycbcr_to_rgb(ycc), np.dtype(np.uint8)))
     return np.stack(out)
 
