@@ -1,4 +1,4 @@
-"""What the classical temporal stages (``deflicker``, ``stabilize``, ``dust_scratch``) remove and cost, in one run.
+"""What the classical temporal stages (deflicker, stabilize, dust_scratch, degrain) remove and cost, in one run.
 
 Quality, on real footage of ``../shared/data`` with known synthetic damage:
 
@@ -18,6 +18,8 @@ Quality, on real footage of ``../shared/data`` with known synthetic damage:
   with the share of spot pixels repaired and both on the undamaged frames; three wandering
   one-pixel scratches (``training.degrade.scratches``) on the pan and foreman, against a naive
   5-pixel median along each row.
+- ``degrain``: film grain (``training.degrade.film_grain``, std 4 % at mid-gray) on the same three
+  clips, against the neural ``denoise`` model in the same run, and both on the undamaged frames.
 
 Speed: seconds per frame of each stage against decoding the same frames (``media.read_frames``),
 ratios of the same run, at 640x272 and 1280x720.
@@ -152,14 +154,20 @@ def row_median(frames: np.ndarray) -> np.ndarray:
     return np.median(np.stack([pad[:, :, i : i + w] for i in range(5)]), axis=0).astype(frames.dtype)
 
 
-def dust_scratch_quality(ctx: StageContext) -> dict[str, Any]:
+def damage_clips(limit: int) -> dict[str, np.ndarray]:
+    """The clips dust, scratches and grain are put on (at most ``limit`` frames each): the still part of
+    ``watermark_mpegts.ts`` (35 frames), the first shot of ``bikes.mp4`` (a pan, 30) and foreman (48)."""
+    return {
+        "turtle_still": np.stack(media.first_frames(DATA / "video/misc/watermark_mpegts.ts", 60))[25 : 25 + limit],
+        "bikes_pan": np.stack(media.first_frames(DATA / "video/misc/bikes.mp4", min(30, limit))),
+        "foreman_handheld": evaluation.raw_rgb(DATA, "foreman")[:limit],
+    }
+
+
+def dust_scratch_quality(ctx: StageContext, limit: int) -> dict[str, Any]:
     dust_only = build_stage("dust_scratch", {"scratches": False}, ctx)
     scratch_only = build_stage("dust_scratch", {"dust": False}, ctx)
-    clips = {
-        "turtle_still": np.stack(media.first_frames(DATA / "video/misc/watermark_mpegts.ts", 60))[25:],
-        "bikes_pan": np.stack(media.first_frames(DATA / "video/misc/bikes.mp4", 30)),
-        "foreman_handheld": evaluation.raw_rgb(DATA, "foreman"),
-    }
+    clips = damage_clips(limit)
     dust: dict[str, Any] = {}
     scratches: dict[str, Any] = {}
     inner = slice(1, -1)  # the first and last frame have one neighbour: neither the stage nor the median acts
@@ -189,9 +197,26 @@ def dust_scratch_quality(ctx: StageContext) -> dict[str, Any]:
     return {"dust": dust, "scratches": scratches}
 
 
+def degrain_quality(ctx: StageContext, limit: int) -> dict[str, Any]:
+    stage = build_stage("degrain", {}, ctx)
+    model = build_stage("denoise", {}, ctx)
+    clips = damage_clips(limit)
+    out: dict[str, Any] = {}
+    for name, clean in clips.items():
+        grainy = degrade.film_grain(clean, np.random.default_rng(0))
+        out[name] = {
+            "frames": f"{len(clean)} x {clean.shape[2]}x{clean.shape[1]}, grain std 4 % at mid-gray",
+            "grainy_db": db(psnr(grainy, clean, 255.0)),
+            "degrain_db": db(psnr(stage.process(grainy), clean, 255.0)),
+            "denoise_model_db": db(psnr(model.process(grainy), clean, 255.0)),
+            "clean_through_degrain_db": db(psnr(stage.process(clean), clean, 255.0)),
+        }
+    return out
+
+
 def speed(ctx: StageContext, frames: int, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    stages = {n: build_stage(n, {}, ctx) for n in ("deflicker", "stabilize", "dust_scratch")}
+    stages = {n: build_stage(n, {}, ctx) for n in ("deflicker", "stabilize", "dust_scratch", "degrain")}
     for rel in ("video/misc/bikes.mp4", "video/misc/cockatoo.mp4"):
         path = DATA / rel
         info = media.probe(path)
@@ -229,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "deflicker": deflicker_quality(ctx, a.limit),
         "stabilize": stabilize_quality(ctx),
-        "dust_scratch": dust_scratch_quality(ctx),
+        "dust_scratch": dust_scratch_quality(ctx, a.limit),
+        "degrain": degrain_quality(ctx, a.limit),
         "speed": speed(ctx, a.frames, a.repeats),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -55,8 +55,9 @@ class RestoreSpec(BaseModel):
         """The stage list this run executes: explicit stages, else the preset's."""
         stages = list(self.stages) if self.stages else preset_stages(self.preset, self.scale)
         sr = [s for s in stages if s.type == "sr"]
-        if self.scale > 1 and not sr:
-            stages.append(StageSpec(type="sr", options={"scale": self.scale}))
+        if self.scale > 1 and not sr:  # before the first stage that belongs after SR (grain re-synthesis)
+            at = next((i for i, s in enumerate(stages) if s.type in AFTER_SR), len(stages))
+            stages.insert(at, StageSpec(type="sr", options={"scale": self.scale}))
         for s in stages:
             if s.type == "sr":
                 s.options.setdefault("scale", self.scale)
@@ -93,16 +94,17 @@ class RestoreSpec(BaseModel):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-# Stages each preset runs, in order, with their options (ARCHITECTURE.md section 8); SR is appended
-# for scale > 1. Unimplemented ones raise. ``broadcast`` deblocks as strongly as the source's own
-# quantiser calls for (``strength=auto``): at full strength the blind model removes texture from
-# lightly compressed sources (README, deblock).
+# Stages each preset runs, in order, with their options (ARCHITECTURE.md section 8); SR is added for
+# scale > 1, before the stages of AFTER_SR. Unimplemented ones raise. ``broadcast`` deblocks as
+# strongly as the source's own quantiser calls for (``strength=auto``): at full strength the blind
+# model removes texture from lightly compressed sources (README, deblock).
 PRESET_STAGES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "fidelity": [],
     "forensic": [],
     "broadcast": [("deblock", {"strength": "auto"}), ("denoise", {}), ("deflicker", {})],
-    "archival-film": [("stabilize", {}), ("dust_scratch", {}), ("deflicker", {}), ("degrain", {})],
+    "archival-film": [("stabilize", {}), ("dust_scratch", {}), ("deflicker", {}), ("degrain", {}), ("regrain", {})],
 }
+AFTER_SR = frozenset({"regrain"})  # preset stages that run on the upscaled frames: SR goes in before them
 
 
 def preset_stages(preset: str, scale: int) -> list[StageSpec]:

@@ -57,7 +57,7 @@ def test_set5_quality_bar(local: LocalOnnx, data: Path) -> None:
     assert r4["mean_model"] >= 30.0
 
 
-@pytest.mark.parametrize("name", ["dust_scratch", "degrain"])
+@pytest.mark.parametrize("name", ["regrain"])
 def test_declared_but_unimplemented_stage_raises(name: str, local: LocalOnnx) -> None:
     with pytest.raises(StageNotImplementedError, match=name):
         build_stage(name, {}, StageContext(backend=local))
@@ -66,7 +66,7 @@ def test_declared_but_unimplemented_stage_raises(name: str, local: LocalOnnx) ->
 def test_unknown_stage_and_presets() -> None:
     with pytest.raises(ConfigError):
         build_stage("sharpen_magic", {}, StageContext(backend=LocalOnnx(Path("/nonexistent"))))
-    with pytest.raises(StageNotImplementedError, match="needs stages not implemented yet: dust_scratch, degrain"):
+    with pytest.raises(StageNotImplementedError, match="needs stages not implemented yet: regrain"):
         RestoreSpec(input="a.mp4", output="b.mp4", preset="archival-film").resolved_stages()
     broadcast = RestoreSpec(input="a.mp4", output="b.mp4", preset="broadcast").resolved_stages()
     assert [(s.type, s.options) for s in broadcast] == [

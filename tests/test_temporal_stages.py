@@ -1,5 +1,5 @@
-"""The classical temporal stages, ``deflicker``, ``stabilize`` and ``dust_scratch``, on real footage
-with known synthetic flicker, jitter, dust and scratches (``training.degrade``): what they remove,
+"""The classical temporal stages, ``deflicker``, ``stabilize``, ``dust_scratch`` and ``degrain``, on real
+footage with known synthetic flicker, jitter, dust, scratches and grain (``training.degrade``): what they remove,
 what they leave alone, and that the pipeline's streaming and chunking give the same frames as one
 pass over the shot."""
 
@@ -37,12 +37,13 @@ def flicker(frames: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def damage(frames: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Shake (1.5 px std), flicker, dust spots, line scratches: something for every stage to repair."""
+    """Shake (1.5 px std), flicker, dust spots, line scratches, grain: something for every stage to repair."""
     rng = np.random.default_rng(seed)
     shake = rng.normal(0, 1.5, (len(frames), 2))
     shaken = np.stack([quantize(shift_image(to_unit(f), dx, dy), frames.dtype)
                        for f, (dx, dy) in zip(frames, shake, strict=True)])  # fmt: skip
-    return degrade.scratches(degrade.dust(degrade.flicker(shaken, rng), rng)[0], rng)
+    dirty = degrade.scratches(degrade.dust(degrade.flicker(shaken, rng), rng)[0], rng)
+    return degrade.film_grain(dirty, rng, sigma=0.02)
 
 
 def tone_steps(frames: np.ndarray) -> float:
@@ -214,7 +215,26 @@ def test_line_scratches_are_repaired_and_real_lines_kept(clip: str, request: pyt
     assert np.array_equal(stage.process(frames), frames)
 
 
-TEMPORAL = {"deflicker": {"window": 6}, "stabilize": {"window": 6}, "dust_scratch": {}}
+@pytest.mark.parametrize("clip", ["turtle", "foreman"])
+def test_degrain_removes_grain_where_the_picture_holds_still(clip: str, request: pytest.FixtureRequest, data: Path,
+                                                             ctx: StageContext) -> None:  # fmt: skip
+    """Film grain (``training.degrade.film_grain``, std 4 % at mid-gray, new every frame) on a still
+    picture and on handheld foreman: averaging with the two aligned neighbours on each side where they
+    agree brings the frames at least 4 dB closer to the clean ones, where the neural ``denoise`` model,
+    trained on white noise, barely touches this correlated grain. Clean footage loses little (within
+    40 dB). Measured: turtle 27.7 -> 32.9 dB (``denoise`` 28.0), foreman 28.8 -> 33.7 dB (29.0)."""
+    frames = request.getfixturevalue("turtle")[25:] if clip == "turtle" else evaluation.raw_rgb(data, "foreman")
+    grainy = degrade.film_grain(frames, np.random.default_rng(0))
+    stage = build_stage("degrain", {}, ctx)
+    before, after = psnr(grainy, frames, 255.0), psnr(stage.process(grainy), frames, 255.0)
+    model = psnr(build_stage("denoise", {}, ctx).process(grainy), frames, 255.0)
+    clean = psnr(stage.process(frames), frames, 255.0)
+    print(f"\ndegrain {clip}: {before:.2f} -> {after:.2f} dB (denoise model {model:.2f}); clean through {clean:.2f} dB")
+    assert after > before + 4.0 and after > model + 3.0
+    assert clean > 40.0
+
+
+TEMPORAL = {"deflicker": {"window": 6}, "stabilize": {"window": 6}, "dust_scratch": {}, "degrain": {"window": 2}}
 
 
 @pytest.mark.parametrize("name", sorted(TEMPORAL))
@@ -235,7 +255,7 @@ def test_chunks_of_a_shot_equal_one_pass(name: str, turtle: np.ndarray, ctx: Sta
     clip = damage(turtle[20:44, :96, :128])
     path = make_clip(tmp_path / "in.mkv", list(clip), codec="ffv1", pix_fmt="bgr0")
     an = analyze(path)
-    stage = build_stage(name, {**TEMPORAL[name], **({"window": 5} if TEMPORAL[name] else {})}, ctx)
+    stage = build_stage(name, {**TEMPORAL[name], **({"window": 5} if name in ("deflicker", "stabilize") else {})}, ctx)
     params = media.choose_encode(an.info, 1, tmp_path / "out.mkv", 18, "ultrafast")
     got = []
     for c in plan_chunks(ShotList(frames=24, cuts=[]), an.index, 8):
@@ -263,24 +283,30 @@ def test_options_are_checked(ctx: StageContext) -> None:
     for name, opts in [("deflicker", {"window": 0}), ("deflicker", {"window": 2.5}), ("deflicker", {"strength": 2}),
                        ("stabilize", {"max_shift": 0.5}), ("stabilize", {"max_shift": True}),
                        ("stabilize", {"radius": 3}), ("dust_scratch", {"threshold": 0.9}),
-                       ("dust_scratch", {"max_size": 0}), ("dust_scratch", {"dust": "yes"})]:  # fmt: skip
+                       ("dust_scratch", {"max_size": 0}), ("dust_scratch", {"dust": "yes"}),
+                       ("degrain", {"window": 0}), ("degrain", {"window": 9})]:  # fmt: skip
         with pytest.raises(ConfigError):
             build_stage(name, opts, ctx)
     clip = flicker(np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8))
-    for name in ("deflicker", "stabilize"):  # strength 0: the input, bit for bit
+    for name in ("deflicker", "stabilize", "degrain"):  # strength 0: the input, bit for bit
         assert np.array_equal(build_stage(name, {"strength": 0}, ctx).process(clip), clip)
 
 
 @pytest.mark.slow
 def test_temporal_stages_benchmark_runs(tmp_path: Path) -> None:
-    """``make bench``'s deflicker / stabilize measurements stay runnable (short clips, one repeat)."""
+    """``make bench``'s measurements of the classical stages stay runnable (short clips, one repeat)."""
     import json
 
     from benchmarks.temporal_stages import main
 
-    assert main(["--frames", "4", "--limit", "40", "--repeats", "1", "--out", str(tmp_path / "t.json")]) == 0
+    assert main(["--frames", "4", "--limit", "24", "--repeats", "1", "--out", str(tmp_path / "t.json")]) == 0
     report = json.loads((tmp_path / "t.json").read_text())
     assert report["deflicker"]["turtle"]["deflicker_db"] > report["deflicker"]["turtle"]["flickered_db"]
     jitter = report["stabilize"]["synthetic_jitter"]
     assert jitter["wobble_px_per_frame_stabilized"] < jitter["wobble_px_per_frame_input"] / 10
     assert set(report["speed"]) == {"640x272", "1280x720"}
+    assert report["degrain"]["turtle_still"]["degrain_db"] > report["degrain"]["turtle_still"]["grainy_db"]
+    assert (
+        report["dust_scratch"]["dust"]["bikes_pan"]["dust_scratch_db"]
+        > report["dust_scratch"]["dust"]["bikes_pan"]["dusty_db"]
+    )

@@ -18,8 +18,8 @@ Operators:
 * :func:`second_order_degradation` — two rounds of blur, resize, noise and compression in
   random order and strength, as in Real-ESRGAN (Wang et al. 2021);
 * damage over clips ``(T, H, W, 3)``: :func:`flicker`, :func:`camera_over` (a camera path, for
-  jitter), :func:`dust`, :func:`scratches` — what ``deflicker``, ``stabilize`` and ``dust_scratch``
-  are tested and benchmarked against.
+  jitter), :func:`dust`, :func:`scratches`, :func:`film_grain` — what ``deflicker``, ``stabilize``,
+  ``dust_scratch`` and ``degrain`` are tested and benchmarked against.
 """
 
 from __future__ import annotations
@@ -295,4 +295,22 @@ def scratches(frames: Frames, rng: np.random.Generator, count: int = 3) -> Frame
         for i in range(count):
             x = int(xs[i] + 2 * np.sin(t / 5 + i))
             out[t, :, x] += contrast[i]
+    return quantize(out, frames.dtype)
+
+
+def film_grain(frames: Frames, rng: np.random.Generator, sigma: float = 0.04) -> Frames:
+    """Film grain: new each frame, slightly correlated in space (white noise through a 3x3 binomial
+    filter, renormalised), the same on R, G and B, with standard deviation ``sigma`` of full scale at
+    mid-gray, half that in black and 1.5x in white."""
+    out = to_unit(frames).copy()
+    _, h, w, _ = frames.shape
+    for t in range(len(frames)):
+        n = rng.standard_normal((h, w)).astype(np.float32)
+        p = np.pad(n, 1, mode="reflect")
+        n = (p[:-2, 1:-1] + 2 * p[1:-1, 1:-1] + p[2:, 1:-1]) / 4
+        p = np.pad(n, 1, mode="reflect")
+        n = (p[1:-1, :-2] + 2 * p[1:-1, 1:-1] + p[1:-1, 2:]) / 4
+        n /= n.std()
+        lum = out[t] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        out[t] += (n * np.float32(sigma) * (0.5 + lum))[..., None]
     return quantize(out, frames.dtype)

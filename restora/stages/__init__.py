@@ -1,11 +1,11 @@
 """Restoration stages: frames in, frames out. Registered by name; a spec's ``type`` picks the class.
 
 Every stage maps ``(T, H, W, 3)`` RGB to ``(T, H*scale, W*scale, 3)`` RGB of the same dtype (uint8,
-or uint16 for sources deeper than 8 bits) and never opens a file. The neural stages (``sr``, ``deblock``,
-``denoise``) run models through the inference backend; ``deflicker``, ``stabilize`` and ``dust_scratch`` are classical
-signal processing over a window of frames within the shot (no model). Stages that are declared (presets
-name them) but not implemented raise :class:`~restora.errors.StageNotImplementedError` when built:
-nothing is silently skipped.
+or uint16 for sources deeper than 8 bits) and never opens a file. The neural stages (``sr``,
+``deblock``, ``denoise``) run models through the inference backend; ``deflicker``, ``stabilize``,
+``dust_scratch`` and ``degrain`` are classical signal processing over a window of frames within the
+shot (no model). Stages that are declared (presets name them) but not implemented (``regrain``)
+raise :class:`~restora.errors.StageNotImplementedError` when built: nothing is silently skipped.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from restora.stages.base import Stage, StageContext
 from restora.stages.deblock import Deblock
 from restora.stages.deflicker import Deflicker
+from restora.stages.degrain import Degrain
 from restora.stages.denoise import Denoise
 from restora.stages.dust_scratch import DustScratch
 from restora.stages.sr import SuperResolution
@@ -25,10 +26,11 @@ REGISTRY: dict[str, type[Stage]] = {
     Deflicker.type: Deflicker,
     Stabilize.type: Stabilize,
     DustScratch.type: DustScratch,
+    Degrain.type: Degrain,
 }
 
 # Stage names a preset may ask for; those absent from REGISTRY are not implemented yet.
-DECLARED = frozenset({"sr", "denoise", "deblock", "deflicker", "stabilize", "dust_scratch", "degrain"})
+DECLARED = frozenset({"sr", "denoise", "deblock", "deflicker", "stabilize", "dust_scratch", "degrain", "regrain"})
 IMPLEMENTED = frozenset(REGISTRY)
 
 __all__ = ["DECLARED", "IMPLEMENTED", "REGISTRY", "Stage", "StageContext", "build_stage", "check_stage"]

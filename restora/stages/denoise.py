@@ -2,8 +2,9 @@
 
 The model (trained by ``training/train_denoise.py``, see ``triton_models/denoise/README.md``)
 removes Gaussian and Poisson (shot) noise of unknown level from Y; it estimates the level itself.
-Film grain that should stay is a different stage (``degrain`` is declared, not implemented):
-``strength`` below 1 keeps part of the texture.
+Film grain is another matter: it is correlated in space, and the model, trained on white noise,
+barely touches it; the classical ``degrain`` stage averages it out over time. ``strength`` below 1
+keeps part of the texture.
 """
 
 from __future__ import annotations
