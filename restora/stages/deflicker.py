@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from restora.color import Frames, quantize, to_unit
-from restora.stages.base import Stage, StageContext, check_strength
-from restora.stages.temporal import check_window, gray, smooth_at
+from restora.stages.base import StageContext, check_strength
+from restora.stages.temporal import TemporalStage, check_window, gray, smooth_at
 
 QUANTILES = np.arange(5, 100, 5, dtype=np.float64)  # percent
 GAIN_LIMITS = (0.5, 2.0)  # a correction outside these is not flicker; clamped
@@ -49,7 +49,7 @@ def fit_gain_offset(q: npt.NDArray[np.float64], target: npt.NDArray[np.float64])
     return a, float(np.mean(target - a * q))
 
 
-class Deflicker(Stage):
+class Deflicker(TemporalStage):
     """Steady each frame's tone on the shot's smoothed tone (``window`` frames each side, ``strength``
     in [0, 1] blends the correction)."""
 
@@ -60,14 +60,6 @@ class Deflicker(Stage):
         at 25 fps the default 12 averages about half a second, longer than flicker, shorter than a fade."""
         super().__init__(ctx)
         self.window, self.strength = check_window(self.type, window), check_strength(self.type, strength)
-
-    @property
-    def context(self) -> int:
-        return self.window
-
-    def process(self, frames: Frames) -> Frames:
-        """``(T, H, W, 3)`` uint8 or uint16 RGB -> same shape and dtype (the frames are one shot)."""
-        return self.process_span(frames, 0, len(frames))
 
     def process_span(self, frames: Frames, start: int, stop: int) -> Frames:
         """``frames[start:stop]`` corrected, ``(stop - start, H, W, 3)``, same dtype; the other frames of

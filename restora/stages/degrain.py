@@ -23,11 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from restora.color import FloatArray, Frames, quantize, to_unit
-from restora.errors import ConfigError
 from restora.metrics import box_sum
-from restora.stages.base import Stage, StageContext, check_strength
-from restora.stages.motion import frame_shift, shift_image
-from restora.stages.temporal import GRAY_WEIGHTS
+from restora.stages.base import StageContext, check_strength
+from restora.stages.motion import aligned_to
+from restora.stages.temporal import GRAY_WEIGHTS, TemporalStage, check_window
 
 MAD_TO_STD = 1.4826  # the std of normal data per median absolute deviation
 TOLERANCE = 2.5  # a neighbour's 3x3-mean difference of this many grain spreads weighs exp(-1/2)
@@ -47,7 +46,7 @@ def _mean3(g: FloatArray) -> npt.NDArray[np.float64]:
     return out
 
 
-class Degrain(Stage):
+class Degrain(TemporalStage):
     """Average each frame with its aligned neighbours where they agree (``window`` frames each side;
     ``strength`` in [0, 1] blends the result with the input)."""
 
@@ -55,17 +54,7 @@ class Degrain(Stage):
 
     def __init__(self, ctx: StageContext, window: int = 2, strength: float = 1.0) -> None:
         super().__init__(ctx)
-        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 8:
-            raise ConfigError(f"degrain window must be a whole number of frames in [1, 8], not {window!r}")
-        self.window, self.strength = window, check_strength(self.type, strength)
-
-    @property
-    def context(self) -> int:
-        return self.window
-
-    def process(self, frames: Frames) -> Frames:
-        """``(T, H, W, 3)`` uint8 or uint16 RGB -> same shape and dtype (the frames are one shot)."""
-        return self.process_span(frames, 0, len(frames))
+        self.window, self.strength = check_window(self.type, window, most=8), check_strength(self.type, strength)
 
     def process_span(self, frames: Frames, start: int, stop: int) -> Frames:
         """``frames[start:stop]`` degrained, ``(stop - start, H, W, 3)``, same dtype; the other frames of
@@ -84,12 +73,7 @@ class Degrain(Stage):
         if not near:
             single: Frames = frames[t]
             return single
-        aligned = []
-        for n in near:
-            nb = to_unit(frames[n])
-            shift = frame_shift(nb @ GRAY_WEIGHTS, g)
-            dx, dy = shift if shift is not None else (0.0, 0.0)
-            aligned.append(shift_image(nb, dx, dy) if abs(dx) >= 0.05 or abs(dy) >= 0.05 else nb)
+        aligned = [aligned_to(to_unit(frames[n]), g) for n in near]
         m = _mean3(g)
         diffs = [_mean3(nb @ GRAY_WEIGHTS) - m for nb in aligned]
         scale = TOLERANCE * spread(diffs[0])  # what grain alone makes of the nearest neighbour's difference

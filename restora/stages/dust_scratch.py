@@ -41,9 +41,9 @@ import numpy.typing as npt
 from restora.color import FloatArray, Frames, quantize, to_unit
 from restora.errors import ConfigError
 from restora.metrics import box_sum
-from restora.stages.base import Stage, StageContext
-from restora.stages.motion import frame_shift, shift_image
-from restora.stages.temporal import GRAY_WEIGHTS
+from restora.stages.base import StageContext
+from restora.stages.motion import aligned_to
+from restora.stages.temporal import GRAY_WEIGHTS, TemporalStage
 
 GUARD = 7  # the neighbours must agree this far around a spot (pixels)
 GUARD_SHARE = 0.05  # ... except for at most this share of the window (misaligned edges, noise)
@@ -132,7 +132,7 @@ def fill_columns(img: FloatArray, mask: Mask) -> FloatArray:
     return out
 
 
-class DustScratch(Stage):
+class DustScratch(TemporalStage):
     """Repair single-frame dust spots and vertical line scratches (``threshold`` of full scale;
     ``dust`` / ``scratches`` switch either part off; spots up to ``max_size`` pixels across)."""
 
@@ -156,14 +156,7 @@ class DustScratch(Stage):
         if not isinstance(dust, bool) or not isinstance(scratches, bool):
             raise ConfigError("dust_scratch dust and scratches must be true or false")
         self.threshold, self.max_size, self.dust, self.scratches = float(threshold), max_size, dust, scratches
-
-    @property
-    def context(self) -> int:
-        return 1 if self.dust else 0
-
-    def process(self, frames: Frames) -> Frames:
-        """``(T, H, W, 3)`` uint8 or uint16 RGB -> same shape and dtype (the frames are one shot)."""
-        return self.process_span(frames, 0, len(frames))
+        self.window = 1 if dust else 0  # dust needs the previous and next frame
 
     def masks(self, frames: Frames, t: int) -> tuple[Mask, Mask, tuple[FloatArray, FloatArray] | None]:
         """Spot and scratch masks of ``frames[t]`` (``(H, W)`` bool each) and, where there are spots,
@@ -173,12 +166,7 @@ class DustScratch(Stage):
         spots = np.zeros(g.shape, dtype=bool)
         aligned = None
         if self.dust and 0 < t < len(frames) - 1:
-            side = []
-            for n in (t - 1, t + 1):
-                nb = to_unit(frames[n])
-                shift = frame_shift(nb @ GRAY_WEIGHTS, g)
-                dx, dy = shift if shift is not None else (0.0, 0.0)
-                side.append(shift_image(nb, dx, dy) if abs(dx) >= 0.05 or abs(dy) >= 0.05 else nb)
+            side = [aligned_to(to_unit(frames[n]), g) for n in (t - 1, t + 1)]
             spots = spot_mask(g, side[0] @ GRAY_WEIGHTS, side[1] @ GRAY_WEIGHTS, self.threshold, self.max_size)
             aligned = (side[0], side[1])
         scratches = scratch_mask(g, self.threshold) if self.scratches else np.zeros_like(spots)

@@ -67,6 +67,17 @@ def frame_shift(a: FloatArray, b: FloatArray) -> tuple[float, float] | None:
     return None if s is None else (s[0] * f, s[1] * f)
 
 
+def aligned_to(frame: FloatArray, ref_gray: FloatArray) -> FloatArray:
+    """``(H, W, 3)`` float32 RGB ``frame`` moved onto the picture whose gray level is ``ref_gray``
+    (``(H, W)``) by the global shift between them (:func:`frame_shift`); unchanged when the shift is
+    under 0.05 pixel or cannot be measured."""
+    from restora.stages.temporal import GRAY_WEIGHTS
+
+    shift = frame_shift(frame @ GRAY_WEIGHTS, ref_gray)
+    dx, dy = shift if shift is not None else (0.0, 0.0)
+    return shift_image(frame, dx, dy) if abs(dx) >= 0.05 or abs(dy) >= 0.05 else frame
+
+
 def _keys(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Keys cubic convolution kernel (a = -0.5) at distances ``x``."""
     x = np.abs(x)

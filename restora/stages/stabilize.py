@@ -24,9 +24,9 @@ import numpy.typing as npt
 
 from restora.color import Frames, quantize, to_unit
 from restora.errors import ConfigError
-from restora.stages.base import Stage, StageContext, check_strength
+from restora.stages.base import StageContext, check_strength
 from restora.stages.motion import block_mean, measure_factor, measure_shift, shift_image
-from restora.stages.temporal import check_window, gray, smooth_at
+from restora.stages.temporal import TemporalStage, check_window, gray, smooth_at
 
 
 def fill_failed(steps: npt.NDArray[np.float64], radius: int = 2) -> npt.NDArray[np.float64]:
@@ -41,7 +41,7 @@ def fill_failed(steps: npt.NDArray[np.float64], radius: int = 2) -> npt.NDArray[
     return out
 
 
-class Stabilize(Stage):
+class Stabilize(TemporalStage):
     """Move each frame onto the shot's smoothed camera path (``window`` frames each side; corrections
     capped at ``max_shift`` of the frame size; ``strength`` in [0, 1] scales them)."""
 
@@ -55,14 +55,6 @@ class Stabilize(Stage):
         if isinstance(max_shift, bool) or not isinstance(max_shift, (int, float)) or not 0.0 < max_shift <= 0.25:
             raise ConfigError(f"stabilize max_shift must be a fraction of the frame in (0, 0.25], not {max_shift!r}")
         self.max_shift = float(max_shift)
-
-    @property
-    def context(self) -> int:
-        return self.window
-
-    def process(self, frames: Frames) -> Frames:
-        """``(T, H, W, 3)`` uint8 or uint16 RGB -> same shape and dtype (the frames are one shot)."""
-        return self.process_span(frames, 0, len(frames))
 
     def path(self, frames: Frames) -> npt.NDArray[np.float64]:
         """Camera path of ``(T, H, W, 3)`` frames: ``(T, 2)`` cumulative ``(x, y)`` shift in pixels, 0 at the first."""

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from restora.color import FloatArray, Frames, to_unit
+from restora.stages.base import Stage
 
 # Gray level for measurements: weights summing to 1, so that a gain ``a`` and offset ``b`` applied
 # equally to R, G and B act on it as ``a * gray + b`` (BT.601 luma weights, full range).
@@ -27,13 +28,28 @@ def gray(frames: Frames | FloatArray, step: int = 1) -> FloatArray:
     return to_unit(frames[:, ::step, ::step]) @ GRAY_WEIGHTS
 
 
-def check_window(stage: str, window: object) -> int:
-    """A temporal stage's ``window`` option (frames on each side, 1-250)."""
+def check_window(stage: str, window: object, most: int = 250) -> int:
+    """A temporal stage's ``window`` option (frames on each side, 1 to ``most``)."""
     from restora.errors import ConfigError
 
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 250:
-        raise ConfigError(f"{stage} window must be a whole number of frames in [1, 250], not {window!r}")
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= most:
+        raise ConfigError(f"{stage} window must be a whole number of frames in [1, {most}], not {window!r}")
     return window
+
+
+class TemporalStage(Stage):
+    """A classical stage that restores a frame from the ``window`` frames on each side of it (its
+    ``context``): subclasses set ``window`` and implement :meth:`Stage.process_span`."""
+
+    window: int = 0
+
+    @property
+    def context(self) -> int:
+        return self.window
+
+    def process(self, frames: Frames) -> Frames:
+        """``(T, H, W, 3)`` uint8 or uint16 RGB -> same shape and dtype (the frames are one shot)."""
+        return self.process_span(frames, 0, len(frames))
 
 
 def local_poly_weights(offsets: npt.ArrayLike, sigma: float, degree: int = 1) -> npt.NDArray[np.float64]:
