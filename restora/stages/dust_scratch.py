@@ -77,6 +77,12 @@ def spot_mask(cur: FloatArray, prev: FloatArray, nxt: FloatArray, threshold: flo
     return _box_any(cand & ~moving, 3)
 
 
+def runs(flags: Mask) -> list[tuple[int, int]]:
+    """``(first, last)`` indices of each run of True in a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], flags, [False]]).astype(np.int8)))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
 def scratch_mask(g: FloatArray, threshold: float) -> Mask:
     """Vertical line scratches on ``(H, W)`` gray in [0, 1] -> ``(H, W)`` bool, the pixels to repair."""
     w = g.shape[1]
@@ -90,19 +96,11 @@ def scratch_mask(g: FloatArray, threshold: float) -> Mask:
     share_pos, share_neg = bright.mean(axis=0), dark.mean(axis=0)
     cols = (share_pos >= SCRATCH_ROWS) | (share_neg >= SCRATCH_ROWS)
     out = np.zeros_like(g, dtype=bool)
-    x = 0
-    while x < w:
-        if not cols[x]:
-            x += 1
-            continue
-        end = x
-        while end + 1 < w and cols[end + 1]:
-            end += 1
+    for x, end in runs(cols):
         if end - x < 3:  # a run of at most 3 columns: a line, not an edge of something wide
             line = bright if share_pos[x : end + 1].sum() >= share_neg[x : end + 1].sum() else dark
             rows = line[:, x : end + 1].any(axis=1)
             out[rows, max(0, x - 1) : end + 2] = True  # one column of margin each side
-        x = end + 1
     return out
 
 
@@ -112,15 +110,7 @@ def fill_columns(img: FloatArray, mask: Mask) -> FloatArray:
     out = img.copy()
     w = img.shape[1]
     for y in np.flatnonzero(mask.any(axis=1)):
-        row = mask[y]
-        x = 0
-        while x < w:
-            if not row[x]:
-                x += 1
-                continue
-            end = x
-            while end + 1 < w and row[end + 1]:
-                end += 1
+        for x, end in runs(mask[y]):
             left, right = x - 1, end + 1
             if left < 0 and right >= w:
                 break
@@ -128,7 +118,6 @@ def fill_columns(img: FloatArray, mask: Mask) -> FloatArray:
             b = img[y, right] if right < w else img[y, left]
             t = ((np.arange(x, end + 1) - left) / (right - left))[:, None].astype(np.float32)
             out[y, x : end + 1] = a[None] * (1 - t) + b[None] * t
-            x = end + 1
     return out
 
 
