@@ -65,13 +65,18 @@ class RestoreSpec(BaseModel):
                     raise ConfigError(f"sr stage scale {s.options['scale']} differs from --scale {self.scale}")
         if self.scale == 1 and sr:
             raise ConfigError("an sr stage needs --scale 2 or 4")
-        from restora.stages import check_stage
+        from restora.stages import REGISTRY, check_chain, check_stage
 
         for s in stages:
             if s.type == "sr" and any("scale" in o for o in s.shots.values()):
                 raise ConfigError("the sr scale is the run's --scale: it cannot change per shot")
             for options in (s.options, *s.shots.values()):
                 check_stage(s.type, options)
+        check_chain([(s.type, s.options) for s in stages])
+        if self.preset == "forensic":
+            made_up = [s.type for s in stages if REGISTRY[s.type].synthesizes]
+            if made_up:
+                raise ConfigError(f"the forensic preset refuses stages that synthesize pixels: {', '.join(made_up)}")
         return stages
 
     def stages_for(self, shot: int | None) -> list[StageSpec]:

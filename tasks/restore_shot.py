@@ -13,7 +13,7 @@ from restora import media, progress, telemetry
 from restora.pipeline import restore_chunk
 from restora.report import AssetRef, ChunkRef
 from restora.spec import RestoreSpec, ShotSpec
-from restora.stages import Stage, StageContext, build_stage
+from restora.stages import Stage, StageContext, build_chain
 from tasks import _runtime
 from tasks.shots import load_index
 
@@ -22,7 +22,7 @@ def build_stages(spec: RestoreSpec, shot: int | None = None) -> list[Stage]:
     """Instantiate the run's stages (with ``shot``'s option overrides) on the configured backend."""
     s = _runtime.settings()
     ctx = StageContext(backend=_runtime.backend(s), tile=s.models.tile)
-    return [build_stage(st.type, dict(st.options), ctx) for st in spec.stages_for(shot)]
+    return build_chain([(st.type, st.options) for st in spec.stages_for(shot)], ctx)
 
 
 def chunk_key(

@@ -56,8 +56,8 @@ def test_bad_arguments_exit_nonzero(tmp_path: Path, data: Path) -> None:
     assert r.returncode == 2 and "extension" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.avi").exists()
     clip = str(data / "video/misc/realshort.mp4")
-    r = cli("restore", clip, "--preset", "archival-film", "-o", str(tmp_path / "y.mp4"))
-    assert r.returncode == 2 and "not implemented" in r.stderr
+    r = cli("restore", clip, "--stages", "regrain,sr", "-o", str(tmp_path / "y.mp4"))
+    assert r.returncode == 2 and "regrain needs a degrain stage before it" in r.stderr
     assert cli("restore", "x.mp4", "--scale", "3").returncode == 2  # argparse
 
 

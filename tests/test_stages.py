@@ -57,17 +57,33 @@ def test_set5_quality_bar(local: LocalOnnx, data: Path) -> None:
     assert r4["mean_model"] >= 30.0
 
 
-@pytest.mark.parametrize("name", ["regrain"])
-def test_declared_but_unimplemented_stage_raises(name: str, local: LocalOnnx) -> None:
-    with pytest.raises(StageNotImplementedError, match=name):
-        build_stage(name, {}, StageContext(backend=local))
+def test_declared_but_unimplemented_stage_raises(local: LocalOnnx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage a preset names before it exists is refused by name, in a spec and in a preset."""
+    import restora.stages
+    from restora import spec as spec_module
+
+    monkeypatch.setattr(restora.stages, "DECLARED", restora.stages.DECLARED | {"colorize"})
+    with pytest.raises(StageNotImplementedError, match="colorize"):
+        build_stage("colorize", {}, StageContext(backend=local))
+    monkeypatch.setitem(spec_module.PRESET_STAGES, "broadcast", [("colorize", {})])
+    with pytest.raises(StageNotImplementedError, match="needs stages not implemented yet: colorize"):
+        RestoreSpec(input="a.mp4", output="b.mp4", preset="broadcast").resolved_stages()
 
 
 def test_unknown_stage_and_presets() -> None:
     with pytest.raises(ConfigError):
         build_stage("sharpen_magic", {}, StageContext(backend=LocalOnnx(Path("/nonexistent"))))
-    with pytest.raises(StageNotImplementedError, match="needs stages not implemented yet: regrain"):
-        RestoreSpec(input="a.mp4", output="b.mp4", preset="archival-film").resolved_stages()
+    film = RestoreSpec(input="a.mp4", output="b.mp4", preset="archival-film").resolved_stages()
+    assert [s.type for s in film] == ["stabilize", "dust_scratch", "deflicker", "degrain", "sr", "regrain"]
+    film1 = RestoreSpec(input="a.mp4", output="b.mp4", preset="archival-film", scale=1).resolved_stages()
+    assert [s.type for s in film1] == ["stabilize", "dust_scratch", "deflicker", "degrain", "regrain"]
+    with pytest.raises(ConfigError, match="regrain needs a degrain"):
+        RestoreSpec(input="a.mp4", output="b.mp4", stages=[StageSpec(type="regrain")], scale=1).resolved_stages()
+    alone = RestoreSpec(input="a", output="b", stages=[StageSpec(type="regrain", options={"sigma": 0.02})], scale=1)
+    assert [s.type for s in alone.resolved_stages()] == ["regrain"]
+    with pytest.raises(ConfigError, match="forensic preset refuses stages that synthesize pixels: regrain"):
+        RestoreSpec(input="a", output="b", preset="forensic", scale=1,
+                    stages=[StageSpec(type="degrain"), StageSpec(type="regrain")]).resolved_stages()  # fmt: skip
     broadcast = RestoreSpec(input="a.mp4", output="b.mp4", preset="broadcast").resolved_stages()
     assert [(s.type, s.options) for s in broadcast] == [
         ("deblock", {"strength": "auto"}),

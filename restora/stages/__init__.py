@@ -4,7 +4,8 @@ Every stage maps ``(T, H, W, 3)`` RGB to ``(T, H*scale, W*scale, 3)`` RGB of the
 or uint16 for sources deeper than 8 bits) and never opens a file. The neural stages (``sr``,
 ``deblock``, ``denoise``) run models through the inference backend; ``deflicker``, ``stabilize``,
 ``dust_scratch`` and ``degrain`` are classical signal processing over a window of frames within the
-shot (no model). Stages that are declared (presets name them) but not implemented (``regrain``)
+shot (no model); ``regrain`` synthesizes grain after SR, matched to what ``degrain`` removed
+(:func:`link` connects the two). Stages that are declared (presets name them) but not implemented
 raise :class:`~restora.errors.StageNotImplementedError` when built: nothing is silently skipped.
 """
 
@@ -16,6 +17,7 @@ from restora.stages.deflicker import Deflicker
 from restora.stages.degrain import Degrain
 from restora.stages.denoise import Denoise
 from restora.stages.dust_scratch import DustScratch
+from restora.stages.regrain import Regrain
 from restora.stages.sr import SuperResolution
 from restora.stages.stabilize import Stabilize
 
@@ -27,13 +29,25 @@ REGISTRY: dict[str, type[Stage]] = {
     Stabilize.type: Stabilize,
     DustScratch.type: DustScratch,
     Degrain.type: Degrain,
+    Regrain.type: Regrain,
 }
 
 # Stage names a preset may ask for; those absent from REGISTRY are not implemented yet.
 DECLARED = frozenset({"sr", "denoise", "deblock", "deflicker", "stabilize", "dust_scratch", "degrain", "regrain"})
 IMPLEMENTED = frozenset(REGISTRY)
 
-__all__ = ["DECLARED", "IMPLEMENTED", "REGISTRY", "Stage", "StageContext", "build_stage", "check_stage"]
+__all__ = [
+    "DECLARED",
+    "IMPLEMENTED",
+    "REGISTRY",
+    "Stage",
+    "StageContext",
+    "build_chain",
+    "build_stage",
+    "check_chain",
+    "check_stage",
+    "link",
+]
 
 
 def build_stage(stage_type: str, options: dict[str, object], ctx: StageContext) -> Stage:
@@ -69,3 +83,39 @@ def check_stage(stage_type: str, options: dict[str, object]) -> None:
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(f"stage {stage_type!r} has no option {', '.join(unknown)} (options: {', '.join(known)})")
+
+
+def link(stages: list[Stage]) -> list[Stage]:
+    """Connect the stages that work as a pair: each ``regrain`` takes the grain measured by the
+    nearest ``degrain`` before it (which then records one measurement per frame for it)."""
+    from collections import deque
+
+    last: Degrain | None = None
+    for stage in stages:
+        if isinstance(stage, Degrain):
+            last = stage
+        elif isinstance(stage, Regrain) and last is not None:
+            stage.source, last.measured = last, deque()
+    return stages
+
+
+def build_chain(specs: list[tuple[str, dict[str, object]]], ctx: StageContext) -> list[Stage]:
+    """Build a run's stages in order (``(type, options)`` each) and :func:`link` them."""
+    check_chain(specs)
+    return link([build_stage(t, dict(o), ctx) for t, o in specs])
+
+
+def check_chain(specs: list[tuple[str, dict[str, object]]]) -> None:
+    """Fail fast on an order of stages that cannot work: ``regrain`` with neither a ``degrain``
+    before it nor its own ``sigma``.
+
+    Raises:
+        ConfigError: as above.
+    """
+    from restora.errors import ConfigError
+
+    seen = set()
+    for t, options in specs:
+        if t == "regrain" and "degrain" not in seen and options.get("sigma") is None:
+            raise ConfigError("regrain needs a degrain stage before it (whose grain it matches), or sigma=...")
+        seen.add(t)

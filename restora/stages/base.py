@@ -35,6 +35,7 @@ class Stage:
     neighbouring frames (``context`` > 0) also implements :meth:`process_span`."""
 
     type: ClassVar[str]
+    synthesizes: ClassVar[bool] = False  # makes up pixel content (grain): the forensic preset refuses it
     scale: int = 1
     model: str | None = None
 
@@ -64,7 +65,7 @@ class Stage:
 
     def describe(self) -> dict[str, object]:
         """Provenance: stage type, model, version, backend, scale, and whether pixels are synthesized."""
-        d: dict[str, object] = {"type": self.type, "scale": self.scale, "synthesizes": False}
+        d: dict[str, object] = {"type": self.type, "scale": self.scale, "synthesizes": self.synthesizes}
         if self.model:
             info = self.ctx.backend.model_info(self.model)
             d.update(model=self.model, model_version=info.version, backend=self.ctx.backend.name)

@@ -10,13 +10,15 @@ grain size set the tolerance, not a constant.
 Where the picture moves in a way the global alignment does not follow, the neighbours differ, their
 weights fall to nothing, and the grain there is left. Nothing is blurred within a frame.
 
-This removes grain; it does not put any back. Matched grain re-synthesis after SR (``regrain``, the
-archival-film preset) is declared but not implemented. For grain that should stay, use
-``strength`` below 1.
+This removes grain; ``regrain`` after SR puts grain back, matched to what this stage measured on
+every frame (:class:`GrainMeasure`: its level at six gray levels and its grain size). For grain
+that should stay as it is, use ``strength`` below 1 instead.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -31,6 +33,41 @@ from restora.stages.temporal import GRAY_WEIGHTS, TemporalStage, check_window
 MAD_TO_STD = 1.4826  # the std of normal data per median absolute deviation
 TOLERANCE = 2.5  # a neighbour's 3x3-mean difference of this many grain spreads weighs exp(-1/2)
 MIN_GRAIN = 0.5 / 255  # grain level floor (a clean or synthetic frame measures ~0)
+GRAIN_LEVELS = np.linspace(1 / 12, 11 / 12, 6)  # gray levels the grain is measured at (bins of 1/6)
+MIN_PIXELS = 400  # still pixels a gray-level bin needs for a measurement
+
+
+@dataclass(frozen=True)
+class GrainMeasure:
+    """The grain ``degrain`` found in one frame, for ``regrain`` to put back after SR.
+
+    ``sigma[i]``: the grain's standard deviation (fraction of full scale) at gray level
+    ``GRAIN_LEVELS[i]``, NaN where the frame has fewer than :data:`MIN_PIXELS` still pixels there;
+    ``correlation``: between horizontally neighbouring pixels; ``width``: of the frame measured.
+    """
+
+    sigma: npt.NDArray[np.float64]
+    correlation: float
+    width: int
+
+
+def measure_grain(
+    residual: npt.NDArray[np.floating], level: npt.NDArray[np.floating], still: npt.NDArray[np.bool_]
+) -> GrainMeasure:
+    """The grain of a frame from ``residual``, the frame minus its temporal average rescaled to the
+    grain's own spread (gray, ``(H, W)``), on the ``still`` pixels (where the neighbours took part),
+    at the gray ``level`` of the average; the spreads are medians of absolute deviations, so pixels
+    that moved do not count much."""
+    bins = np.clip((level * len(GRAIN_LEVELS)).astype(np.int64), 0, len(GRAIN_LEVELS) - 1)
+    sigma = np.full(len(GRAIN_LEVELS), np.nan)
+    for i in range(len(GRAIN_LEVELS)):
+        r = residual[still & (bins == i)]
+        if r.size >= MIN_PIXELS:
+            sigma[i] = MAD_TO_STD * float(np.median(np.abs(r - np.median(r))))
+    both = still[:, 1:] & still[:, :-1]
+    a, b = residual[:, 1:][both], residual[:, :-1][both]
+    corr = float(np.corrcoef(a, b)[0, 1]) if a.size >= MIN_PIXELS and a.std() > 0 and b.std() > 0 else 0.0
+    return GrainMeasure(sigma=sigma, correlation=corr, width=residual.shape[1])
 
 
 def spread(d: npt.NDArray[np.float64]) -> float:
@@ -55,6 +92,9 @@ class Degrain(TemporalStage):
     def __init__(self, ctx: StageContext, window: int = 2, strength: float = 1.0) -> None:
         super().__init__(ctx)
         self.window, self.strength = check_window(self.type, window, most=8), check_strength(self.type, strength)
+        # Set by restora.stages.link when a regrain stage follows: every frame's GrainMeasure, in
+        # output order, for it to take.
+        self.measured: deque[GrainMeasure] | None = None
 
     def process_span(self, frames: Frames, start: int, stop: int) -> Frames:
         """``frames[start:stop]`` degrained, ``(stop - start, H, W, 3)``, same dtype; the other frames of
@@ -71,6 +111,8 @@ class Degrain(TemporalStage):
         near = [n for n in range(t - self.window, t + self.window + 1) if n != t and 0 <= n < len(frames)]
         near.sort(key=lambda n: abs(n - t))
         if not near:
+            if self.measured is not None:
+                self.measured.append(GrainMeasure(np.full(len(GRAIN_LEVELS), np.nan), 0.0, g.shape[1]))
             single: Frames = frames[t]
             return single
         aligned = [aligned_to(to_unit(frames[n]), g) for n in near]
@@ -78,12 +120,23 @@ class Degrain(TemporalStage):
         diffs = [_mean3(nb @ GRAY_WEIGHTS) - m for nb in aligned]
         scale = TOLERANCE * spread(diffs[0])  # what grain alone makes of the nearest neighbour's difference
         total = np.ones(g.shape, dtype=np.float32)
+        squares = np.zeros(g.shape, dtype=np.float32)
         acc = cur.copy()
         for nb, d in zip(aligned, diffs, strict=True):
             w = np.exp(-0.5 * (d / scale) ** 2).astype(np.float32)
             acc += w[..., None] * nb
             total += w
+            squares += w * w
         avg = acc / total[..., None]
+        if self.measured is not None:
+            # still: where the neighbours took part over a whole 15x15 neighbourhood, so that the pixels
+            # measured are not picked by their own grain (which would bias the spread low)
+            still = box_sum(total.astype(np.float64), 15) / 225 > 1 + 0.9 * len(near)
+            # the frame's grain g, averaged with weights w_i (sum W) with independent grains, leaves a
+            # residual of std s * sqrt(W^2 + sum w_i^2) / (1 + W): undone here pixel by pixel
+            weight = total - 1
+            unbias = (1 + weight) / np.sqrt(np.maximum(weight * weight + squares, 1e-6))
+            self.measured.append(measure_grain((g - avg @ GRAY_WEIGHTS) * unbias, avg @ GRAY_WEIGHTS, still))
         return quantize(cur + np.float32(self.strength) * (avg - cur), frames.dtype)
 
     def describe(self) -> dict[str, object]:
