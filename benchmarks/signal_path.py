@@ -41,6 +41,16 @@ OUT = Path(__file__).resolve().parent / "results" / "signal_path.json"
 HDR10 = "hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):max-cll=1000,400"
 
 
+def mux_repaired(c: av.container.OutputContainer, packets: list[av.Packet], last: int | None) -> int | None:
+    """Mux ``packets`` with impossible decode timestamps repaired (libx265 leaves those of a stream of
+    one or two frames unset: ``media.repair_dts``); returns the last DTS written."""
+    for p in packets:
+        if p.pts is not None and p.dts is not None:
+            p.dts = last = media.repair_dts(p.pts, p.dts, last, -media.MAX_DTS_LAG)
+        c.mux(p)
+    return last
+
+
 def sources(tmp: Path, frames: int) -> dict[str, Path]:
     """The first ``frames`` pictures of bikes.mp4 as an 8-bit H.264 and a 10-bit HDR10 HEVC clip."""
     pics = media.first_frames(DATA / "video/misc/bikes.mp4", frames)
@@ -56,13 +66,12 @@ def sources(tmp: Path, frames: int) -> dict[str, Path]:
             s.codec_context.options = opts
             cc = s.codec_context
             cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = (*tags, 1)
+            last: int | None = None
             for i, rgb in enumerate(pics):
                 f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix)
                 f.pts, f.time_base = i, Fraction(1, 25)
-                for p in s.encode(f):
-                    c.mux(p)
-            for p in s.encode():
-                c.mux(p)
+                last = mux_repaired(c, s.encode(f), last)
+            mux_repaired(c, s.encode(), last)
         out[name] = path
     return out
 
