@@ -85,17 +85,22 @@ def _keys(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def _shift_axis(img: FloatArray, d: float, axis: int) -> FloatArray:
-    """``img`` moved by ``d`` pixels along ``axis`` (output ``p`` reads input ``p - d``), cubic, edges repeated."""
+    """``img`` moved by ``d`` pixels along ``axis`` (output ``p`` reads input ``p - d``), cubic, edges repeated.
+
+    The fraction of the move is the same for every pixel, so the four taps are four slices of the
+    edge-padded image (no gathers)."""
     n = img.shape[axis]
-    src = np.arange(n) - d
-    base = np.floor(src).astype(np.int64)
-    frac = float((src - base)[0]) if n else 0.0
-    taps = np.arange(-1, 3)
-    wts = _keys(np.asarray(frac - taps, dtype=np.float64))
+    d = float(np.clip(d, -(n + 3), n + 3))  # beyond the frame every tap reads the edge anyway
+    b0 = int(np.floor(-d))  # output p reads p + b0 + frac
+    wts = _keys(np.asarray(-d - b0 - np.arange(-1, 3), dtype=np.float64))
+    pad_lo, pad_hi = max(0, 1 - b0), max(0, b0 + 2)
+    widths = [(pad_lo, pad_hi) if ax == axis else (0, 0) for ax in range(img.ndim)]
+    padded = np.pad(img, widths, mode="edge")
     out = np.zeros_like(img)
-    for k, wk in zip(taps, wts, strict=True):
-        idx = np.clip(base + k, 0, n - 1)
-        out += np.float32(wk) * np.take(img, idx, axis=axis)
+    for k, wk in enumerate(wts):
+        start = b0 - 1 + k + pad_lo
+        view = padded[(slice(None),) * axis + (slice(start, start + n),)]
+        out += np.float32(wk) * view
     return out
 
 
