@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from restora.color import to_uint8, ycbcr_to_rgb
-from restora.evaluation import cars_i420, evaluate_all
+from restora.evaluation import evaluate_all, raw_rgb
 from restora.inference import LocalOnnx
 from restora.metrics import psnr_y
 from restora.settings import get_settings
@@ -33,13 +32,9 @@ OUT = Path(__file__).resolve().parent / "results" / "quality.json"
 
 
 def cars_rgb() -> list[np.ndarray]:
-    """The raw cars frames (``restora.evaluation.cars_i420``) as ``(240, 320, 3)`` uint8 RGB
-    (BT.601 studio swing, chroma upsampled by repetition)."""
-    out = []
-    for y, u, v in cars_i420(DATA):
-        cu, cv = (np.repeat(np.repeat(c, 2, 0), 2, 1) for c in (u, v))
-        out.append(to_uint8(ycbcr_to_rgb(np.stack([y, cu, cv], -1).astype(np.float32) / 255.0)))
-    return out
+    """The raw cars frames as ``(240, 320, 3)`` uint8 RGB (``restora.evaluation.raw_rgb``: BT.601
+    studio swing, chroma upsampled by repetition)."""
+    return list(raw_rgb(DATA, "cars"))
 
 
 def main() -> None:
