@@ -106,6 +106,8 @@ class Regrain(Stage):
     def describe(self) -> dict[str, object]:
         d = {**super().describe(), "strength": self.strength}
         d["method"] = "grain matched to degrain's measurement" if self.source else "grain of given sigma and size"
+        if self.sigma is not None:  # given: the level at every gray level (and, alone, the size)
+            d["sigma"] = self.sigma
         if self.source is None:
-            d.update(sigma=self.sigma, size=self.size)
+            d["size"] = self.size
         return d
