@@ -301,6 +301,19 @@ def test_streamed_in_batches_equals_one_pass(name: str, turtle: np.ndarray, ctx:
     assert np.array_equal(got, stage.process(clip))
 
 
+def test_stabilize_streamed_equals_one_pass_around_a_failed_match(turtle: np.ndarray, ctx: StageContext) -> None:
+    """A flat frame in a shaking clip: the two steps around it cannot be measured and take their
+    neighbours' median; streamed in batches of 4, each of those fills sees the same neighbours as in
+    one pass (the stage's context covers the fill radius), so the frames are the same."""
+    clip = damage(turtle[25:55, :120, :160])
+    clip[13] = 128
+    for batch in (3, 4, 5):
+        stage = build_stage("stabilize", {"window": 6}, ctx)
+        batches = [([(i, i) for i in range(s, min(s + batch, 30))], clip[s : s + batch]) for s in range(0, 30, batch)]
+        got = np.concatenate([f for _, f in stream_stage(stage.process_span, stage.context, batches)])
+        assert np.array_equal(got, build_stage("stabilize", {"window": 6}, ctx).process(clip))
+
+
 @pytest.mark.parametrize("name", sorted(TEMPORAL))
 def test_chunks_of_a_shot_equal_one_pass(name: str, turtle: np.ndarray, ctx: StageContext, tmp_path: Path) -> None:
     """A lossless (FFV1) shaking, flickering, dusty, scratched clip restored in chunks of 8 frames by ``restore_chunk``:

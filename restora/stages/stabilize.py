@@ -17,19 +17,23 @@ synthesized beyond the repeated edge strip, which the report's ``max_shift`` bou
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from restora.color import Frames, quantize, to_unit
+from restora.color import FloatArray, Frames, quantize, to_unit
 from restora.errors import ConfigError
 from restora.stages.base import StageContext, check_strength
 from restora.stages.motion import block_mean, measure_factor, measure_shift, shift_image
 from restora.stages.temporal import TemporalStage, check_window, gray, smooth_at
 
+FILL_RADIUS = 2  # a failed step takes the median of the measured ones this many steps around it
 
-def fill_failed(steps: npt.NDArray[np.float64], radius: int = 2) -> npt.NDArray[np.float64]:
+
+def fill_failed(steps: npt.NDArray[np.float64], radius: int = FILL_RADIUS) -> npt.NDArray[np.float64]:
     """``(n, 2)`` frame-to-frame shifts with the failed ones (NaN) replaced by the median of the measured
     ones within ``radius`` steps (0 if none): a blurred frame mid-pan keeps the pan's speed instead of
     reading as a jerk the stabilizer would then undo."""
@@ -55,19 +59,37 @@ class Stabilize(TemporalStage):
         if isinstance(max_shift, bool) or not isinstance(max_shift, (int, float)) or not 0.0 < max_shift <= 0.25:
             raise ConfigError(f"stabilize max_shift must be a fraction of the frame in (0, 0.25], not {max_shift!r}")
         self.max_shift = float(max_shift)
+        self._planes: dict[bytes, FloatArray] = {}  # reduced gray plane by frame hash (see path)
+        self._steps: dict[tuple[bytes, bytes], tuple[float, float] | None] = {}
+
+    @property
+    def context(self) -> int:
+        """``window`` frames, plus :data:`FILL_RADIUS` so that every step inside the smoothing window
+        has its whole neighbourhood for :func:`fill_failed`, however the frames come in batches."""
+        return self.window + FILL_RADIUS
 
     def path(self, frames: Frames) -> npt.NDArray[np.float64]:
         """Camera path of ``(T, H, W, 3)`` frames: ``(T, 2)`` cumulative ``(x, y)`` shift in pixels, 0 at the first."""
         f = measure_factor(frames.shape[2])
-        g = [block_mean(p, f) for p in gray(frames)]
-        found = [measure_shift(g[i - 1], g[i]) for i in range(1, len(g))]
-        steps = np.asarray([(np.nan, np.nan) if m is None else m for m in found], np.float64).reshape(-1, 2)
+        # The pipeline hands each frame in again as context of the next spans: measurements are kept
+        # by the frame's content (a 128-bit hash), for the frames of the latest span only.
+        keys = [hashlib.blake2b(fr.tobytes(), digest_size=16).digest() for fr in frames]
+        planes: dict[bytes, FloatArray] = {}
+        for k, fr in zip(keys, frames, strict=True):
+            if k not in planes:
+                known = self._planes.get(k)
+                planes[k] = known if known is not None else block_mean(gray(fr[None])[0], f)
+        pairs = list(itertools.pairwise(keys))
+        found = {p: self._steps[p] if p in self._steps else measure_shift(planes[p[0]], planes[p[1]]) for p in pairs}
+        self._planes, self._steps = planes, found
+        steps = np.asarray([(np.nan, np.nan) if (m := found[p]) is None else m for p in pairs], np.float64)
+        steps = steps.reshape(-1, 2)
         return np.concatenate([np.zeros((1, 2)), np.cumsum(fill_failed(steps * f), 0)])
 
     def corrections(self, frames: Frames, start: int, stop: int) -> npt.NDArray[np.float64]:
         """``(stop - start, 2)`` ``(dx, dy)`` moves in pixels that put ``frames[start:stop]`` on the
         smoothed path (capped and scaled by strength); the rest of ``frames`` is context."""
-        lo, hi = max(0, start - self.window), min(len(frames), stop + self.window)
+        lo, hi = max(0, start - self.context), min(len(frames), stop + self.context)
         p = self.path(frames[lo:hi])
         _, h, w, _ = frames.shape
         cap = self.max_shift * np.array([w, h], dtype=np.float64)
