@@ -107,7 +107,7 @@ PRESET_STAGES: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "fidelity": [],
     "forensic": [],
     "broadcast": [("deblock", {"strength": "auto"}), ("denoise", {}), ("deflicker", {})],
-    "archival-film": [("stabilize", {}), ("dust_scratch", {}), ("deflicker", {}), ("degrain", {}), ("regrain", {})],
+    "archival-film": [("stabilize", {}), ("deflicker", {}), ("dust_scratch", {}), ("degrain", {}), ("regrain", {})],
 }
 AFTER_SR = frozenset({"regrain"})  # preset stages that run on the upscaled frames: SR goes in before them
 

@@ -244,7 +244,7 @@ def test_archival_film_preset_end_to_end(tmp_path: Path) -> None:
     assert main(["restore", str(src), "-o", str(out), "--preset", "archival-film"]) == 0
     report = json.loads(Path(f"{out}.report.json").read_text())
     stages = report["provenance"]["stages"]
-    assert [s["type"] for s in stages] == ["stabilize", "dust_scratch", "deflicker", "degrain", "sr", "regrain"]
+    assert [s["type"] for s in stages] == ["stabilize", "deflicker", "dust_scratch", "degrain", "sr", "regrain"]
     assert [s["synthesizes"] for s in stages] == [False] * 5 + [True]
     assert report["provenance"]["synthesized_pixels"] is True
     info = media.probe(out)

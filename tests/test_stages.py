@@ -74,9 +74,9 @@ def test_unknown_stage_and_presets() -> None:
     with pytest.raises(ConfigError):
         build_stage("sharpen_magic", {}, StageContext(backend=LocalOnnx(Path("/nonexistent"))))
     film = RestoreSpec(input="a.mp4", output="b.mp4", preset="archival-film").resolved_stages()
-    assert [s.type for s in film] == ["stabilize", "dust_scratch", "deflicker", "degrain", "sr", "regrain"]
+    assert [s.type for s in film] == ["stabilize", "deflicker", "dust_scratch", "degrain", "sr", "regrain"]
     film1 = RestoreSpec(input="a.mp4", output="b.mp4", preset="archival-film", scale=1).resolved_stages()
-    assert [s.type for s in film1] == ["stabilize", "dust_scratch", "deflicker", "degrain", "regrain"]
+    assert [s.type for s in film1] == ["stabilize", "deflicker", "dust_scratch", "degrain", "regrain"]
     with pytest.raises(ConfigError, match="regrain needs a degrain"):
         RestoreSpec(input="a.mp4", output="b.mp4", stages=[StageSpec(type="regrain")], scale=1).resolved_stages()
     alone = RestoreSpec(input="a", output="b", stages=[StageSpec(type="regrain", options={"sigma": 0.02})], scale=1)

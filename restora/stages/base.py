@@ -9,6 +9,20 @@ from restora.color import Frames
 from restora.errors import ConfigError
 from restora.inference import InferenceBackend
 
+MOTION = ("local", "global")  # how the temporal stages bring neighbouring frames onto a frame
+
+
+def check_motion(stage: str, motion: object) -> str:
+    """A temporal stage's ``motion`` option: ``local`` (global shift plus a local motion field) or
+    ``global`` (the global shift only: faster, for footage where only the camera moves).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if motion not in MOTION:
+        raise ConfigError(f"{stage} motion must be one of {', '.join(MOTION)}, not {motion!r}")
+    return str(motion)
+
 
 def check_strength(stage: str, strength: object) -> float:
     """A stage's ``strength`` option as a float in [0, 1] (0 = input unchanged, 1 = the model's output).

@@ -1,13 +1,14 @@
 """Grain removal (classical, no model): motion-guarded temporal averaging.
 
 Film grain and sensor noise change from frame to frame, and the picture mostly does not. For each
-frame, the ``window`` frames on each side (within the shot) are aligned to it by a global shift
-(``restora.stages.motion``). Each aligned neighbour is averaged in with a per-pixel weight that
+frame, the ``window`` frames on each side (within the shot) are brought onto it
+(``restora.stages.motion``: the global shift, then with ``motion=local``, the default, a local motion
+field, so that moving parts line up too). Each aligned neighbour is averaged in with a per-pixel weight that
 falls off as the neighbour departs from the frame by more than grain explains. The test is made on
 the difference of 3x3 means of the gray level, scaled by that difference's robust spread (median
 absolute deviation) against the nearest neighbour, measured every frame: the grain's level and
 grain size set the tolerance, not a constant.
-Where the picture moves in a way the global alignment does not follow, the neighbours differ, their
+Where the picture moves in a way the compensation does not follow, the neighbours differ, their
 weights fall to nothing, and the grain there is left. Nothing is blurred within a frame.
 
 This removes grain; ``regrain`` after SR puts grain back, matched to what this stage measured on
@@ -26,11 +27,10 @@ import numpy.typing as npt
 
 from restora.color import FloatArray, Frames, quantize, to_unit
 from restora.metrics import box_sum
-from restora.stages.base import StageContext, check_strength
-from restora.stages.motion import aligned_to
+from restora.stages.base import StageContext, check_motion, check_strength
+from restora.stages.motion import MAD_TO_STD, aligned_to, compensated_to
 from restora.stages.temporal import GRAY_WEIGHTS, TemporalStage, check_window
 
-MAD_TO_STD = 1.4826  # the std of normal data per median absolute deviation
 TOLERANCE = 2.5  # a neighbour's 3x3-mean difference of this many grain spreads weighs exp(-1/2)
 MIN_GRAIN = 0.5 / 255  # grain level floor (a clean or synthetic frame measures ~0)
 GRAIN_LEVELS = np.linspace(1 / 12, 11 / 12, 6)  # gray levels the grain is measured at (bins of 1/6)
@@ -84,14 +84,17 @@ def _mean3(g: FloatArray) -> npt.NDArray[np.float64]:
 
 
 class Degrain(TemporalStage):
-    """Average each frame with its aligned neighbours where they agree (``window`` frames each side;
-    ``strength`` in [0, 1] blends the result with the input)."""
+    """Average each frame with its compensated neighbours where they agree (``window`` frames each
+    side; ``strength`` in [0, 1] blends the result with the input; ``motion``: ``local`` or
+    ``global`` compensation)."""
 
     type: ClassVar[str] = "degrain"
 
-    def __init__(self, ctx: StageContext, window: int = 2, strength: float = 1.0) -> None:
+    def __init__(self, ctx: StageContext, window: int = 2, strength: float = 1.0, motion: str = "local") -> None:
         super().__init__(ctx)
         self.window, self.strength = check_window(self.type, window, most=8), check_strength(self.type, strength)
+        self.motion = check_motion(self.type, motion)
+        self.onto = compensated_to if self.motion == "local" else aligned_to
         # Set by restora.stages.link when a regrain stage follows: every frame's GrainMeasure, in
         # output order, for it to take.
         self.measured: deque[GrainMeasure] | None = None
@@ -105,7 +108,7 @@ class Degrain(TemporalStage):
         return out
 
     def _one(self, frames: Frames, t: int) -> Frames:
-        """``frames[t]`` averaged with its aligned neighbours: ``(H, W, 3)``, same dtype."""
+        """``frames[t]`` averaged with its compensated neighbours: ``(H, W, 3)``, same dtype."""
         cur = to_unit(frames[t])
         g = cur @ GRAY_WEIGHTS
         near = [n for n in range(t - self.window, t + self.window + 1) if n != t and 0 <= n < len(frames)]
@@ -115,7 +118,7 @@ class Degrain(TemporalStage):
                 self.measured.append(GrainMeasure(np.full(len(GRAIN_LEVELS), np.nan), 0.0, g.shape[1]))
             single: Frames = frames[t]
             return single
-        aligned = [aligned_to(to_unit(frames[n]), g) for n in near]
+        aligned = [self.onto(to_unit(frames[n]), g) for n in near]
         m = _mean3(g)
         diffs = [_mean3(nb @ GRAY_WEIGHTS) - m for nb in aligned]
         scale = TOLERANCE * spread(diffs[0])  # what grain alone makes of the nearest neighbour's difference
@@ -142,7 +145,8 @@ class Degrain(TemporalStage):
     def describe(self) -> dict[str, object]:
         return {
             **super().describe(),
-            "method": "motion-guarded temporal average (global alignment)",
+            "method": f"motion-guarded temporal average ({self.motion} motion compensation)",
             "window": self.window,
             "strength": self.strength,
+            "motion": self.motion,
         }

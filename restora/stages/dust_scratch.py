@@ -1,23 +1,26 @@
 """Dust and scratch repair (classical, no model): single-frame spots from dirt on the film, and
 vertical line scratches.
 
-**Dust** is on one frame only. The previous and next frames are aligned to the current one (global
-shift by phase correlation, ``restora.stages.stabilize``). A pixel is a spot when the current frame
-differs from both aligned neighbours by more than ``threshold``, in the same direction, while the
-neighbours agree with each other. This is the spike detection index of the film-restoration
-literature (Kokaram), without local motion compensation. To keep moving things out:
+**Dust** is on one frame only. The previous and next frames are brought onto the current one
+(``restora.stages.motion``: the global shift, then with ``motion=local``, the default, a local motion
+field measured coarse to fine on tiles, so that moving parts of the picture line up too). A pixel is a
+spot when the current frame differs from both compensated neighbours by more than ``threshold``, in
+the same direction, while the neighbours agree with each other: the spike detection index of the
+film-restoration literature (Kokaram). To keep moving things out:
 
 - candidates with more than ``max_size`` squared others within ``max_size`` pixels are a region,
   not a spot, and are dropped;
 - spots are repaired only where, within :data:`GUARD` pixels around them, the current frame and both
-  aligned neighbours agree with each other (on all but :data:`GUARD_SHARE` of the window: noise
-  and slightly misaligned edges): a moving object the global alignment did not follow differs from
-  its neighbours around itself, and a small object moving through a still background is found in
-  different places in the previous and next frames, so either is left alone.
+  compensated neighbours agree with each other (on all but :data:`GUARD_SHARE` of the window: noise
+  and slightly misaligned edges): motion the compensation did not follow (a deforming face, an
+  object smaller than a tile) differs from its neighbours around itself, and a small object moving
+  through a still background is found in different places in the previous and next frames, so
+  either is left alone.
 
-Repaired pixels, with a one-pixel margin, take the mean of the aligned neighbours. Dust on moving
-parts of the picture is missed rather than risked. At the first and last frame of a shot (one
-neighbour) nothing is repaired.
+Repaired pixels, with a one-pixel margin, take the mean of the compensated neighbours. Dust where the
+motion was not followed is missed rather than risked. At the first and last frame of a shot (one
+neighbour) nothing is repaired. Dust also spoils the motion measurement itself; the measurement is
+made robust to it (``restora.stages.motion``).
 
 **Scratches** are thin vertical lines that run through most of the frame's height. On every row,
 each pixel is compared with the pixels :data:`SCRATCH_REACH` columns to its left and to its right.
@@ -41,8 +44,8 @@ import numpy.typing as npt
 from restora.color import FloatArray, Frames, quantize, to_unit
 from restora.errors import ConfigError
 from restora.metrics import box_sum
-from restora.stages.base import StageContext
-from restora.stages.motion import aligned_to
+from restora.stages.base import StageContext, check_motion
+from restora.stages.motion import aligned_to, compensated_to
 from restora.stages.temporal import GRAY_WEIGHTS, TemporalStage
 
 GUARD = 7  # the neighbours must agree this far around a spot (pixels)
@@ -123,7 +126,8 @@ def fill_columns(img: FloatArray, mask: Mask) -> FloatArray:
 
 class DustScratch(TemporalStage):
     """Repair single-frame dust spots and vertical line scratches (``threshold`` of full scale;
-    ``dust`` / ``scratches`` switch either part off; spots up to ``max_size`` pixels across)."""
+    ``dust`` / ``scratches`` switch either part off; spots up to ``max_size`` pixels across;
+    ``motion``: ``local`` or ``global`` compensation of the neighbours)."""
 
     type: ClassVar[str] = "dust_scratch"
 
@@ -134,6 +138,7 @@ class DustScratch(TemporalStage):
         max_size: int = 12,
         dust: bool = True,
         scratches: bool = True,
+        motion: str = "local",
     ) -> None:
         super().__init__(ctx)
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.01 <= threshold <= 0.5:
@@ -146,16 +151,18 @@ class DustScratch(TemporalStage):
             raise ConfigError("dust_scratch dust and scratches must be true or false")
         self.threshold, self.max_size, self.dust, self.scratches = float(threshold), max_size, dust, scratches
         self.window = 1 if dust else 0  # dust needs the previous and next frame
+        self.motion = check_motion(self.type, motion)
+        self.onto = compensated_to if self.motion == "local" else aligned_to
 
     def masks(self, frames: Frames, t: int) -> tuple[Mask, Mask, tuple[FloatArray, FloatArray] | None]:
         """Spot and scratch masks of ``frames[t]`` (``(H, W)`` bool each) and, where there are spots,
-        its two neighbours aligned to it (``(H, W, 3)`` float32)."""
+        its two neighbours compensated onto it (``(H, W, 3)`` float32)."""
         cur = to_unit(frames[t])
         g = cur @ GRAY_WEIGHTS
         spots = np.zeros(g.shape, dtype=bool)
         aligned = None
         if self.dust and 0 < t < len(frames) - 1:
-            side = [aligned_to(to_unit(frames[n]), g) for n in (t - 1, t + 1)]
+            side = [self.onto(to_unit(frames[n]), g) for n in (t - 1, t + 1)]
             spots = spot_mask(g, side[0] @ GRAY_WEIGHTS, side[1] @ GRAY_WEIGHTS, self.threshold, self.max_size)
             aligned = (side[0], side[1])
         scratches = scratch_mask(g, self.threshold) if self.scratches else np.zeros_like(spots)
@@ -182,9 +189,10 @@ class DustScratch(TemporalStage):
     def describe(self) -> dict[str, object]:
         return {
             **super().describe(),
-            "method": "3-frame spike detection (global alignment), vertical line detection",
+            "method": f"3-frame spike detection ({self.motion} motion compensation), vertical line detection",
             "threshold": self.threshold,
             "max_size": self.max_size,
             "dust": self.dust,
             "scratches": self.scratches,
+            "motion": self.motion,
         }
