@@ -29,12 +29,15 @@ def chunk_key(
     asset: AssetRef, spec: RestoreSpec, chunk: ShotSpec, stages: list[Stage], params: media.EncodeParams
 ) -> str:
     """Cache key of a restored chunk: asset, frame range, the stages with the options effective for
-    the chunk's shot, model versions (and QP calibration), the deinterlacer of an interlaced source,
+    the chunk's shot, model versions (and QP calibration) or the versions of the classical stages'
+    methods, the deinterlacer of an interlaced source,
     the encoding chosen for the source (codec, sample format, HDR metadata, CRF); with a temporal
     stage also the shot's frame range (its frames beyond the chunk are context).
     Layout: ``assets/<id>/chunks/<digest>/<start>-<stop>.mov``."""
     versions = "-".join(
-        f"{d.get('model', '')}@{d.get('model_version', '')}" + (f"~qp{d['qp_ramps']}" if "qp_ramps" in d else "")
+        f"{d.get('model', '')}@{d.get('model_version', '')}"
+        + (f"~qp{d['qp_ramps']}" if "qp_ramps" in d else "")
+        + (f"~m{d['method_version']}" if "method_version" in d else "")
         for d in (s.describe() for s in stages)
     )  # a strength=auto stage: its calibration too (re-fitted for the same model version, it restores anew)
     if any(s.context for s in stages):

@@ -520,3 +520,20 @@ def test_chunk_key_of_deblock_auto_follows_its_calibration(monkeypatch: pytest.M
     assert before == chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)], enc)
     monkeypatch.setitem(deblock.QP_RAMPS, ("deblock", "1", "mpeg2"), (10.0, 40.0))
     assert chunk_key(asset, spec, c, [build_stage("deblock", {"strength": "auto"}, ctx)], enc) != before
+
+
+def test_chunk_key_of_a_classical_stage_follows_its_method_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage without a model has no model version: when its method changes (``method_version``), so
+    does the key, and no chunk restored the old way is reused."""
+    from restora.spec import ShotSpec
+    from restora.stages.degrain import Degrain
+    from tasks.restore_shot import chunk_key
+
+    asset, enc = _asset(), _encode_params()
+    spec = RestoreSpec(input="in.mp4", output="out.mp4", scale=1, stages=[StageSpec(type="degrain")])
+    c = ShotSpec(shot=0, start=0, stop=4, start_s=0.0, end_s=0.1, shot_start=0, shot_stop=10)
+    ctx = StageContext(backend=LocalOnnx(get_settings().models.repository))
+    before = chunk_key(asset, spec, c, [build_stage("degrain", {}, ctx)], enc)
+    assert before == chunk_key(asset, spec, c, [build_stage("degrain", {}, ctx)], enc)
+    monkeypatch.setattr(Degrain, "method_version", Degrain.method_version + 1)
+    assert chunk_key(asset, spec, c, [build_stage("degrain", {}, ctx)], enc) != before

@@ -50,6 +50,9 @@ class Stage:
 
     type: ClassVar[str]
     synthesizes: ClassVar[bool] = False  # makes up pixel content (grain): the forensic preset refuses it
+    # A stage without a model: the version of its method, part of the chunk cache key. Bump it when a
+    # change gives other pixels, so no chunk restored the old way is reused.
+    method_version: ClassVar[int] = 0
     scale: int = 1
     model: str | None = None
 
@@ -83,4 +86,6 @@ class Stage:
         if self.model:
             info = self.ctx.backend.model_info(self.model)
             d.update(model=self.model, model_version=info.version, backend=self.ctx.backend.name)
+        if self.method_version:
+            d["method_version"] = self.method_version
         return d

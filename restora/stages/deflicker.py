@@ -54,6 +54,7 @@ class Deflicker(TemporalStage):
     in [0, 1] blends the correction)."""
 
     type: ClassVar[str] = "deflicker"
+    method_version: ClassVar[int] = 1
 
     def __init__(self, ctx: StageContext, window: int = 12, strength: float = 1.0) -> None:
         """``window``: frames on each side the tone is smoothed over (Gaussian sigma ``window / 2``);

@@ -130,6 +130,7 @@ class DustScratch(TemporalStage):
     ``motion``: ``local`` or ``global`` compensation of the neighbours)."""
 
     type: ClassVar[str] = "dust_scratch"
+    method_version: ClassVar[int] = 2  # 2: robust global motion, local motion field
 
     def __init__(
         self,

@@ -50,6 +50,7 @@ class Stabilize(TemporalStage):
     capped at ``max_shift`` of the frame size; ``strength`` in [0, 1] scales them)."""
 
     type: ClassVar[str] = "stabilize"
+    method_version: ClassVar[int] = 2  # 2: motion measurement robust to dust, grain and a second motion
 
     def __init__(self, ctx: StageContext, window: int = 15, max_shift: float = 0.05, strength: float = 1.0) -> None:
         """``window``: frames on each side of the path smoothing (Gaussian sigma ``window / 2``); the
