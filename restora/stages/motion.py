@@ -9,15 +9,15 @@ grain do not decide it, gives candidate whole-pixel shifts; the one that leaves 
 difference between the frames is taken, and a fit of the cross-power spectrum's phase slope gives
 the fraction. A Keys cubic resampler moves a frame by a sub-pixel amount.
 
-Local (:func:`local_field`, :func:`compensated_to`): after the global shift, coarse to fine (tiles
-on copies block-averaged by 4, 2 and 1), the frame is cut into overlapping tiles of :data:`TILE`
-pixels (every :data:`TILE_STEP`), each tile's own shift is found by phase correlation (the fraction
-from a parabola through the peak) and the shifts are interpolated bilinearly between tile centres
-into a per-pixel field. A tile keeps its shift only where the field lowers the tile's difference
-from the reference (3x3 means, each pixel's difference capped at :data:`ERROR_CAP` so that dust
-cannot choose a shift) to below :data:`LOCAL_GAIN` of what it was, and by at least
-:data:`LOCAL_MIN_GAIN` per pixel; elsewhere (flat areas, grain, nothing moving) the coarser field
-stands. The compensated pixels are read bilinearly.
+Local (:func:`local_field`, :func:`compensated_to`): after the global shift, coarse to fine (on the
+copy the global shift is measured on, block-averaged again by 4, 2 and 1), the frame is cut into
+overlapping tiles of :data:`TILE` pixels (every :data:`TILE_STEP`), each tile's own shift is found
+by phase correlation (the fraction from a parabola through the peak) and the shifts are
+interpolated bilinearly between tile centres into a per-pixel field. A tile keeps its shift only
+where the field lowers the tile's difference from the reference (3x3 means, each pixel's difference
+capped at :data:`ERROR_CAP` so that dust cannot choose a shift) to below :data:`LOCAL_GAIN` of what
+it was, and by at least :data:`LOCAL_MIN_GAIN` per pixel; elsewhere (flat areas, grain, nothing
+moving) the coarser field stands. The compensated pixels are read bilinearly.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ LOCAL_REACH = 10  # the largest local shift (pixels, either axis) a tile may tak
 LOCAL_GAIN = 0.8  # a tile keeps its local shift where it leaves at most this share of the global difference
 LOCAL_MIN_GAIN = 0.004  # ... and by at least this much per pixel on average (more than a dust spot can)
 ERROR_CAP = 0.15  # differences compared per pixel are capped at this (of full scale): dust counts little
-LOCAL_WIDTH = 960  # local motion is measured on copies block-averaged to at most this width
+LEVELS = (4, 2, 1)  # local motion: the block sizes of the copies tiles are measured on, coarse to fine
 
 
 def measure_factor(width: int) -> int:
@@ -237,27 +237,33 @@ def tile_shifts(ref: FloatArray, mov: FloatArray) -> tuple[FloatArray, FloatArra
     return np.where(ok, dx, 0).astype(np.float32), np.where(ok, dy, 0).astype(np.float32)
 
 
-def _spread(n: int, count: int, f: int) -> npt.NDArray[np.float32]:
-    """``(n, count)`` linear interpolation weights from the centres of ``count`` tiles measured at
-    block size ``f`` to ``n`` pixels (held constant beyond the first and last centre)."""
+def _spread(n: int, centres: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """``(n, len(centres))`` weights interpolating values given at the increasing pixel positions
+    ``centres`` linearly onto pixels ``0 .. n-1`` (held constant beyond the first and last)."""
+    count = len(centres)
     out = np.zeros((n, count), dtype=np.float32)
     if count == 1:
         out[:, 0] = 1
         return out
-    centres = np.arange(count) * (TILE_STEP * f) + (TILE * f - 1) / 2
     pos = np.clip(np.arange(n, dtype=np.float64), centres[0], centres[-1])
     i = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, count - 2)
-    t = (pos - centres[i]) / (TILE_STEP * f)
+    t = (pos - centres[i]) / (centres[i + 1] - centres[i])
     out[np.arange(n), i] = 1 - t
     out[np.arange(n), i + 1] = t
     return out
 
 
+def _resize(v: FloatArray, shape: tuple[int, int], step: int, first: float) -> FloatArray:
+    """``(ny, nx)`` values given every ``step`` pixels from ``first`` on -> ``(H, W)``, bilinear."""
+    ys, xs = (np.arange(c, dtype=np.float64) * step + first for c in v.shape)
+    out = _spread(shape[0], ys) @ v @ _spread(shape[1], xs).T
+    return out.astype(np.float32, copy=False)
+
+
 def dense_field(v: FloatArray, shape: tuple[int, int], f: int) -> FloatArray:
     """``(ny, nx)`` values of the tiles measured at block size ``f`` -> ``(H, W)`` per pixel, bilinear
     between tile centres."""
-    out = _spread(shape[0], v.shape[0], f) @ v @ _spread(shape[1], v.shape[1], f).T
-    return out.astype(np.float32, copy=False)
+    return _resize(v, shape, TILE_STEP * f, (TILE * f - 1) / 2)
 
 
 def sample(img: FloatArray, dx: FloatArray, dy: FloatArray) -> FloatArray:
@@ -269,8 +275,8 @@ def sample(img: FloatArray, dx: FloatArray, dy: FloatArray) -> FloatArray:
     if sel.size == 0 or h < 2 or w < 2:
         return out
     ys, xs = np.divmod(sel, w)
-    x = np.clip(xs + dx.ravel()[sel], 0, w - 1)
-    y = np.clip(ys + dy.ravel()[sel], 0, h - 1)
+    x = np.clip(xs.astype(np.float32) + dx.ravel()[sel], 0, w - 1)
+    y = np.clip(ys.astype(np.float32) + dy.ravel()[sel], 0, h - 1)
     x0, y0 = np.minimum(x.astype(np.int64), w - 2), np.minimum(y.astype(np.int64), h - 2)
     tx, ty = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
     if img.ndim == 3:
@@ -293,16 +299,18 @@ def _clipped(d: FloatArray) -> FloatArray:
 def local_field(ref: FloatArray, mov: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Per-pixel motion ``(dx, dy)`` (each ``(H, W)`` float32) of ``mov`` relative to ``ref`` (both
     ``(H, W)`` float32 gray), measured on copies block-averaged by ``f`` (to at most
-    :data:`LOCAL_WIDTH` wide): coarse to fine, tiles at block sizes 4, 2 and 1 of that copy, each
-    level measuring what the field so far leaves and keeping a tile's correction only where it lowers
-    the tile's capped difference from ``ref`` to below :data:`LOCAL_GAIN` of what it was."""
+    :data:`MEASURE_WIDTH` wide, as for the global shift; 3x3 means, so grain does not decide): coarse
+    to fine, tiles on that copy block-averaged again by each of :data:`LEVELS`, each level measuring
+    what the field so far leaves and keeping a tile's correction only where it lowers the tile's capped
+    difference from ``ref`` to below :data:`LOCAL_GAIN` of what it was, and by :data:`LOCAL_MIN_GAIN`
+    a pixel."""
     h, w = ref.shape
-    f = max(1, -(-w // LOCAL_WIDTH))
+    f = measure_factor(w)
     sref, smov = (block_mean(ref, f), block_mean(mov, f)) if f > 1 else (ref, mov)
     sref, smov = _mean3(sref), _mean3(smov)  # grain and noise averaged down before matching
     fx, fy = np.zeros_like(sref), np.zeros_like(sref)
     cur = smov
-    for k in (4, 2, 1):
+    for k in LEVELS:
         if sref.shape[0] // k < TILE or sref.shape[1] // k < TILE:
             continue
         vx, vy = tile_shifts(block_mean(sref, k), block_mean(cur, k)) if k > 1 else tile_shifts(sref, cur)
@@ -319,24 +327,8 @@ def local_field(ref: FloatArray, mov: FloatArray) -> tuple[FloatArray, FloatArra
         cur = sample(smov, fx, fy)
     if f == 1:
         return fx, fy
-    return _upsample(fx, (h, w), f) * f, _upsample(fy, (h, w), f) * f
-
-
-def _upsample(v: FloatArray, shape: tuple[int, int], f: int) -> FloatArray:
-    """An ``(h, w)`` field of ``f x f`` block means -> ``(H, W)``, bilinear between block centres."""
-
-    def weights(n: int, count: int) -> npt.NDArray[np.float32]:
-        pos = np.clip((np.arange(n) - (f - 1) / 2) / f, 0, count - 1)
-        i = np.minimum(pos.astype(np.int64), max(count - 2, 0))
-        out = np.zeros((n, count), dtype=np.float32)
-        t = np.clip(pos - i, 0, 1) if count > 1 else np.zeros(n)
-        out[np.arange(n), i] = 1 - t
-        if count > 1:
-            out[np.arange(n), i + 1] = t
-        return out
-
-    up = weights(shape[0], v.shape[0]) @ v @ weights(shape[1], v.shape[1]).T
-    return up.astype(np.float32, copy=False)
+    # the field of f x f block means, at their centres, to every pixel, in full-size pixels
+    return _resize(fx * f, (h, w), f, (f - 1) / 2), _resize(fy * f, (h, w), f, (f - 1) / 2)
 
 
 def compensated_to(frame: FloatArray, ref_gray: FloatArray) -> FloatArray:
