@@ -168,9 +168,9 @@ def test_dust_spots_are_repaired_and_nothing_else(clip: str, request: pytest.Fix
     most are (with ``motion=global``, the control, only what the one shift lines up). The guard keeps
     the repairs from damaging anything: almost no pixel that was right is made wrong, and clean footage
     comes through within 60 dB. The first and last frame of the shot (one neighbour) are left alone.
-    Measured: turtle 36.1 -> 54.2 dB, 98 % of spot pixels repaired, clean 68.9 dB; bikes 36.4 -> 42.9
-    dB, 81 % (global: 41.9 dB, 75 %; before the motion measurement was made robust to dust: 38.4 dB,
-    51 %), clean 70.9 dB."""
+    Measured: turtle 36.1 -> 54.2 dB, 98 % of spot pixels repaired, clean 69.1 dB; bikes 36.4 -> 43.3
+    dB, 84 % (global: 42.0 dB, 77 %; before the motion measurement was made robust to dust: 38.4 dB,
+    51 %), clean 67.5 dB (global 65.0)."""
     frames = request.getfixturevalue("turtle")[25:] if clip == "turtle" else request.getfixturevalue("bikes")
     dusty, spots = degrade.dust(frames, np.random.default_rng(0))
     inner = slice(1, -1)
@@ -282,10 +282,10 @@ def test_line_scratches_are_repaired_and_real_lines_kept(clip: str, request: pyt
 def test_degrain_removes_grain_where_the_picture_holds_still(clip: str, request: pytest.FixtureRequest, data: Path,
                                                              ctx: StageContext) -> None:  # fmt: skip
     """Film grain (``training.degrade.film_grain``, std 4 % at mid-gray, new every frame) on a still
-    picture and on handheld foreman: averaging with the two aligned neighbours on each side where they
+    picture and on handheld foreman: averaging with the two compensated neighbours on each side where they
     agree brings the frames at least 4 dB closer to the clean ones, where the neural ``denoise`` model,
     trained on white noise, barely touches this correlated grain. Clean footage loses little (within
-    40 dB). Measured: turtle 27.7 -> 32.9 dB (``denoise`` 28.0), foreman 28.8 -> 33.7 dB (29.0)."""
+    40 dB). Measured: turtle 27.7 -> 32.9 dB (``denoise`` 28.0), foreman 28.8 -> 33.9 dB (29.0)."""
     frames = request.getfixturevalue("turtle")[25:] if clip == "turtle" else evaluation.raw_rgb(data, "foreman")
     grainy = degrade.film_grain(frames, np.random.default_rng(0))
     stage = build_stage("degrain", {}, ctx)
