@@ -3,11 +3,11 @@
 Film grain and sensor noise change from frame to frame, and the picture mostly does not. For each
 frame, the ``window`` frames on each side (within the shot) are brought onto it
 (``restora.stages.motion``: the global shift, then with ``motion=local``, the default, a local motion
-field, so that moving parts line up too). Each aligned neighbour is averaged in with a per-pixel weight that
-falls off as the neighbour departs from the frame by more than grain explains. The test is made on
-the difference of 3x3 means of the gray level, scaled by that difference's robust spread (median
-absolute deviation) against the nearest neighbour, measured every frame: the grain's level and
-grain size set the tolerance, not a constant.
+field, so that moving parts line up too). Each compensated neighbour is averaged in with a
+per-pixel weight that falls off as the neighbour departs from the frame by more than grain explains.
+The test is made on the difference of 3x3 means of the gray level, scaled by that difference's
+robust spread (median absolute deviation) against the nearest neighbour, measured every frame: the
+grain's level and grain size set the tolerance, not a constant.
 Where the picture moves in a way the compensation does not follow, the neighbours differ, their
 weights fall to nothing, and the grain there is left. Nothing is blurred within a frame.
 
@@ -25,10 +25,10 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from restora.color import FloatArray, Frames, quantize, to_unit
+from restora.color import Frames, quantize, to_unit
 from restora.metrics import box_sum
 from restora.stages.base import StageContext, check_motion, check_strength
-from restora.stages.motion import MAD_TO_STD, aligned_to, compensated_to
+from restora.stages.motion import MAD_TO_STD, aligned_to, compensated_to, mean3
 from restora.stages.temporal import GRAY_WEIGHTS, TemporalStage, check_window
 
 TOLERANCE = 2.5  # a neighbour's 3x3-mean difference of this many grain spreads weighs exp(-1/2)
@@ -77,12 +77,6 @@ def spread(d: npt.NDArray[np.float64]) -> float:
     return max(MIN_GRAIN, MAD_TO_STD * mad)
 
 
-def _mean3(g: FloatArray) -> npt.NDArray[np.float64]:
-    """3x3 mean of an ``(H, W)`` plane (edges repeated)."""
-    out: npt.NDArray[np.float64] = box_sum(g.astype(np.float64), 3) / 9.0
-    return out
-
-
 class Degrain(TemporalStage):
     """Average each frame with its compensated neighbours where they agree (``window`` frames each
     side; ``strength`` in [0, 1] blends the result with the input; ``motion``: ``local`` or
@@ -120,8 +114,8 @@ class Degrain(TemporalStage):
             single: Frames = frames[t]
             return single
         aligned = [self.onto(to_unit(frames[n]), g) for n in near]
-        m = _mean3(g)
-        diffs = [_mean3(nb @ GRAY_WEIGHTS) - m for nb in aligned]
+        m = mean3(g)
+        diffs = [mean3(nb @ GRAY_WEIGHTS) - m for nb in aligned]
         scale = TOLERANCE * spread(diffs[0])  # what grain alone makes of the nearest neighbour's difference
         total = np.ones(g.shape, dtype=np.float32)
         squares = np.zeros(g.shape, dtype=np.float32)

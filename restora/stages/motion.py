@@ -59,9 +59,9 @@ def block_mean(g: FloatArray, f: int) -> FloatArray:
     return out
 
 
-def _mean3(g: FloatArray) -> FloatArray:
-    """3x3 mean of an ``(H, W)`` plane (edges repeated), float32."""
-    out: FloatArray = (box_sum(g.astype(np.float64), 3) / 9).astype(np.float32)
+def mean3(g: FloatArray) -> npt.NDArray[np.float64]:
+    """3x3 mean of an ``(H, W)`` plane (edges repeated), float64."""
+    out: npt.NDArray[np.float64] = box_sum(g.astype(np.float64), 3) / 9.0
     return out
 
 
@@ -78,7 +78,7 @@ def _peaks(r: npt.NDArray[np.float64], count: int) -> list[tuple[int, int]]:
     return [(int(ys[i]), int(xs[i])) for i in order]
 
 
-def _overlap_error(a: FloatArray, b: FloatArray, dx: int, dy: int) -> float:
+def _overlap_error(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating], dx: int, dy: int) -> float:
     """Mean of ``|b(p + d) - a(p)|`` capped at :data:`ERROR_CAP` over the part of ``a`` that ``b``
     still covers after the whole-pixel shift ``d``; infinite if that is under :data:`MIN_OVERLAP`."""
     h, w = a.shape
@@ -139,7 +139,7 @@ def measure_shift(a: FloatArray, b: FloatArray) -> tuple[float, float] | None:
     if not peaks:
         return None
     whole = [(x - w if x > w / 2 else x, y - h if y > h / 2 else y) for y, x in peaks]
-    sa, sb = _mean3(a), _mean3(b)  # grain averaged down
+    sa, sb = mean3(a), mean3(b)  # grain averaged down
     ix, iy = whole[int(np.argmin([_overlap_error(sa, sb, dx, dy) for dx, dy in whole]))]
     fx, fy = _slope(cross, w, ix, iy)
     # Check the slope against the frames' differences: the whole pixel that matches best next to the
@@ -307,7 +307,8 @@ def local_field(ref: FloatArray, mov: FloatArray) -> tuple[FloatArray, FloatArra
     h, w = ref.shape
     f = measure_factor(w)
     sref, smov = (block_mean(ref, f), block_mean(mov, f)) if f > 1 else (ref, mov)
-    sref, smov = _mean3(sref), _mean3(smov)  # grain and noise averaged down before matching
+    # grain and noise averaged down before matching
+    sref, smov = mean3(sref).astype(np.float32), mean3(smov).astype(np.float32)
     fx, fy = np.zeros_like(sref), np.zeros_like(sref)
     cur = smov
     for k in LEVELS:
