@@ -60,7 +60,7 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
         with telemetry.root_span("flow.restore_video", **attrs) as root:
             telemetry.route_trace_to_file(root, span_file)
             carrier = telemetry.carrier()
-            asset = ingest(spec.input, carrier)
+            asset = ingest(spec.input, carrier, spec.field_rate)
             root.set_attribute("restora.asset_id", asset.asset_id)
             validate(spec, asset.info)  # now that the source is known, before any chunk
             chunks, fades = detect_shots_task(asset, spec.chunk_frames, carrier)

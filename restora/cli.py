@@ -89,6 +89,16 @@ def default_output(inp: str, lossless: bool) -> str:
     return str(p.with_name(p.stem + ".restored" + ext))
 
 
+def deinterlace_text(signal: dict[str, Any]) -> str:
+    """``", deinterlaced (bwdif)"`` (with the field rate it went to), or nothing for a progressive source."""
+    if not signal["scan"]["deinterlaced"]:
+        return ""
+    if signal["scan"].get("field_rate"):
+        rates = signal["frame_rate"]
+        return f", deinterlaced (bwdif) to field rate: {rates['source']} -> {rates['output']} fps"
+    return ", deinterlaced (bwdif)"
+
+
 def cmd_restore(a: argparse.Namespace) -> int:
     _quiet_prefect(a.verbose)
     if a.triton:
@@ -114,6 +124,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
         x264_preset=a.x264_preset,
         bit_depth=a.bit_depth,
         chunk_frames=a.chunk_frames,
+        field_rate=a.field_rate,
     )
     from flows.restore_video import run, validate
 
@@ -136,7 +147,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
     print(
         f"video:   {out['codec']}{' ' + out['profile'] if out['profile'] else ''} {out['pix_fmt']}"
         f"{', ' + hdr['format'].upper() if hdr else ''}"
-        f"{', deinterlaced (bwdif)' if report['signal']['scan']['deinterlaced'] else ''}"
+        f"{deinterlace_text(report['signal'])}"
     )
     if lost := report["signal"]["not_carried"]:
         print(f"warning: the source's {', '.join(lost)} could not be carried over")
@@ -192,7 +203,10 @@ def cmd_probe(a: argparse.Namespace) -> int:
         # AVFieldOrder names the field coded first, then the one displayed first
         first = {"tt": "top", "bt": "top", "bb": "bottom", "tb": "bottom"}
         order = {k: f"{v} field first" for k, v in first.items()}
-        print(f"scan:       interlaced ({order.get(v.field_order, 'field order per frame')}); deinterlaced on restore")
+        print(
+            f"scan:       interlaced ({order.get(v.field_order, 'field order per frame')}); deinterlaced on restore"
+            " (a frame per frame; --field-rate: a frame per field)"
+        )
     if v.hdr is not None:
         print(f"hdr:        {describe_hdr(v.hdr)}")
     if v.timecode is not None:
@@ -337,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(8, 10),
         default=None,
         help="output bits per sample (default: the source's); 10 keeps restored gradients from banding",
+    )
+    r.add_argument(
+        "--field-rate",
+        action="store_true",
+        help="interlaced sources: one output frame per field (50i -> 50p) instead of one per frame",
     )
     r.add_argument("--chunk-frames", type=int, default=120, help="longest chunk of a shot (unit of resume)")
     r.add_argument("--workers", type=int, default=None, help="chunks restored concurrently")

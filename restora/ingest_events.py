@@ -214,6 +214,7 @@ def plan_spec(event: ObjectCreated, rule: IngestRule, default_bucket: str) -> Re
             "output": output_uri(event, rule, default_bucket),
             "preset": rule.preset,
             "scale": rule.scale,
+            "field_rate": rule.field_rate,
         }
     )
 

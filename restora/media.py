@@ -11,7 +11,8 @@ HDR) give uint16 on the full 16-bit scale, so no 8-bit step ever bands a 10-bit 
 sources (PQ or HLG) keep their transfer and their static metadata (SMPTE ST 2086 mastering display,
 content light level), which the encoder writes back into the output's HEVC stream. Interlaced
 sources are deinterlaced on decode (bwdif, :func:`deinterlace_filter`), one progressive frame per source frame,
-before any stage sees them: the networks restore pictures, not pairs of fields.
+or at field rate one per field (:func:`at_field_rate`: 50i -> 50p), before any stage sees them: the
+networks restore pictures, not pairs of fields.
 """
 
 from __future__ import annotations
@@ -230,6 +231,9 @@ class VideoStreamInfo(BaseModel):
     # upright and ``width`` / ``height`` are the displayed size
     orientation: tuple[int, int, int, int] | None = None
     alpha: bool = False  # the pixel format carries an alpha channel (restored frames are opaque RGB)
+    # decoded at one frame per field (:func:`at_field_rate`): ``frame_rate``, ``time_base``,
+    # ``frames`` and ``timecode`` are then the field-rate output's, not the source stream's
+    field_rate: bool = False
 
     @property
     def interlaced(self) -> bool:
@@ -301,6 +305,17 @@ class FrameIndex:
         if self.qp is None or not self.qp[start:stop]:
             return None
         return float(np.mean(self.qp[start:stop]))
+
+    def at_field_rate(self) -> FrameIndex:
+        """The index of a field-rate decode (:func:`at_field_rate`): two entries per frame, at
+        :func:`field_pts` in half the time base; each frame's quantiser for both of its fields."""
+        return FrameIndex(
+            pts=field_pts(self.pts),
+            time_base=self.time_base / 2,
+            has_pts=self.has_pts,
+            qp=[q for q in self.qp for _ in range(2)] if self.qp is not None else None,
+            qp_codec=self.qp_codec,
+        )
 
 
 # The decoder option that makes FFmpeg's H.264, MPEG-2 and VP9 decoders attach each frame's
@@ -473,6 +488,68 @@ def deinterlace_filter(field_order: str, flagged: bool) -> str | None:
         return DEINTERLACE
     parity = "tff" if field_order in ("tt", "bt") else "bff"  # the field displayed first
     return f"bwdif=mode=send_frame:parity={parity}:deint=all"
+
+
+def second_field_pts(pts: int, next_pts: int | None, prev_pts: int | None) -> int:
+    """Timestamp, in half the stream's time base, of the second field of a frame at ``pts``:
+    halfway to the next frame's, or for the last frame one field after its first field's at the
+    previous frame's spacing (as bwdif stamps them). The first field is at ``2 * pts``."""
+    if next_pts is not None:
+        return pts + next_pts
+    if prev_pts is None:
+        raise ValueError("a field-rate decode needs at least two frames")
+    return 3 * pts - prev_pts
+
+
+def field_pts(pts: Sequence[int]) -> list[int]:
+    """Both fields' timestamps (:func:`second_field_pts`) of frames at ``pts`` (stream order,
+    at least two frames), in half the stream's time base."""
+    out: list[int] = []
+    for k, p in enumerate(pts):
+        nxt = pts[k + 1] if k + 1 < len(pts) else None
+        out += [2 * p, second_field_pts(p, nxt, pts[k - 1] if k else None)]
+    return out
+
+
+def field_rate_filter(spec: str) -> str:
+    """The field-rate form of a bwdif ``spec`` (:func:`deinterlace_filter`): one frame out per
+    field, and every frame deinterlaced (``deint=all``: a frame flagged progressive would give
+    one frame, not two, and the output would lose its constant rate)."""
+    return spec.replace("mode=send_frame", "mode=send_field").replace("deint=interlaced", "deint=all")
+
+
+def _timecode_at_double_rate(tc: str) -> str:
+    """A start timecode ``HH:MM:SS:FF`` (``;`` before FF: drop-frame) counted at twice the frame
+    rate: the same instant, frame number doubled."""
+    head, sep, ff = tc[:-3], tc[-3], tc[-2:]
+    return f"{head}{sep}{2 * int(ff):02d}" if sep in ":;." and ff.isdigit() else tc
+
+
+def at_field_rate(info: MediaInfo) -> MediaInfo:
+    """``info`` of an interlaced source as restored at one frame per field (50i -> 50p, 59.94i ->
+    59.94p): twice the frame rate and the frames, half the time base (the second field's instant
+    lies between two frames' timestamps, :func:`field_pts`), bwdif in field mode
+    (:func:`field_rate_filter`), the start timecode counted at the new rate. Progressive sources
+    and single-frame ones are returned unchanged.
+
+    The frame index goes with it: :meth:`FrameIndex.at_field_rate`.
+    """
+    v = info.video
+    if v.deinterlace is None or v.field_rate or v.frames < 2:
+        return info
+    rate, tb = Fraction(v.frame_rate) * 2, Fraction(v.time_base) / 2
+    video = v.model_copy(
+        update={
+            "frame_rate": f"{rate.numerator}/{rate.denominator}",
+            "time_base": f"{tb.numerator}/{tb.denominator}",
+            "frames": 2 * v.frames,
+            "start_pts": None if v.start_pts is None else 2 * v.start_pts,
+            "deinterlace": field_rate_filter(v.deinterlace),
+            "timecode": None if v.timecode is None else _timecode_at_double_rate(v.timecode),
+            "field_rate": True,
+        }
+    )
+    return info.model_copy(update={"video": video})
 
 
 def _peek(
@@ -677,12 +754,34 @@ def deinterlaced(
 ) -> Iterator[av.VideoFrame]:
     """``frames`` of ``vs`` through the bwdif filter ``spec``: one frame out per frame in, same PTS and
     order, each made of its first field and an interpolated second one. The filter reads a frame's
-    neighbours, so it lags one frame; the end of ``frames`` flushes it. (bwdif halves the time base
-    for its field-rate mode: each output gets back its input's PTS and time base.)"""
+    neighbours, so it lags one frame; the end of ``frames`` flushes it.
+
+    In field mode (``mode=send_field``, :func:`field_rate_filter`) two frames come out per frame in,
+    one per field, stamped in half the stream's time base by :func:`second_field_pts` (the
+    timestamps :meth:`FrameIndex.at_field_rate` lists); a frame without PTS gives fields without.
+    (bwdif halves the time base for its field-rate mode: outputs are re-stamped here either way.)"""
     graph = av.filter.Graph()
     name, _, args = spec.partition("=")
     graph.link_nodes(graph.add_buffer(template=vs), graph.add(name, args), graph.add("buffersink")).configure()
+    fields = "mode=send_field" in spec
     stamps: collections.deque[tuple[int | None, Fraction | None]] = collections.deque()
+    prev: list[int | None] = [None]  # field mode: PTS of the last frame whose fields are out
+    pulled = [0]
+
+    def stamp(out: av.VideoFrame) -> None:
+        if not fields:
+            out.pts, out.time_base = stamps.popleft()
+            return
+        pts, tb = stamps[0]
+        nxt = stamps[1][0] if len(stamps) > 1 else None
+        if pulled[0] % 2 == 0:
+            out.pts = None if pts is None else 2 * pts
+        else:
+            out.pts = None if pts is None else second_field_pts(pts, nxt, prev[0])
+            prev[0] = pts
+            stamps.popleft()
+        out.time_base = tb / 2 if tb is not None else None
+        pulled[0] += 1
 
     def drain() -> Iterator[av.VideoFrame]:
         while True:
@@ -690,7 +789,7 @@ def deinterlaced(
                 out = graph.vpull()
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
-            out.pts, out.time_base = stamps.popleft()
+            stamp(out)
             yield out
 
     for frame in frames:
@@ -832,8 +931,13 @@ def read_frames(
         vs.thread_type = "AUTO"
         counter = 0
         if index.has_pts and start > 0:
-            # the deinterlacer reads the frame before: start decoding at or before it
-            c.seek(index.pts[start - 1 if interlaced else start], stream=vs, backward=True, any_frame=False)
+            # the deinterlacer reads the frame before: start decoding at or before it (at field
+            # rate, frame k's fields are entries 2k and 2k + 1, the first at twice its PTS)
+            if info.video.field_rate:
+                target = index.pts[2 * max(start // 2 - 1, 0)] // 2
+            else:
+                target = index.pts[start - 1 if interlaced else start]
+            c.seek(target, stream=vs, backward=True, any_frame=False)
             counter = -1  # frame numbers unknown after a seek: match on pts instead
         wanted = set(want) if counter < 0 else None
         for frame in _pictures(c, vs, p, info.video):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from restora.media import MediaInfo, VideoStreamInfo, rotation_text
+from restora.media import MediaInfo, VideoStreamInfo, at_field_rate, rotation_text
 from restora.spec import RestoreSpec, ShotSpec
 
 
@@ -28,16 +28,35 @@ class AssetRef(BaseModel):
     source_key: str
     index_key: str
     thumbs_key: str
-    info: MediaInfo
+    info: MediaInfo  # what the run decodes and restores (at field rate: :meth:`at_field_rate`)
     frames: int
+    source_video: VideoStreamInfo | None = None  # the probed stream, when ``info`` is its field-rate decode
+
+    def at_field_rate(self) -> AssetRef:
+        """This asset restored at one frame per field (``media.at_field_rate``), the probed stream
+        kept as :attr:`source_video`. A progressive (or single-frame) source: itself."""
+        info = at_field_rate(self.info)
+        if info is self.info:
+            return self
+        return self.model_copy(update={"info": info, "frames": 2 * self.frames, "source_video": self.info.video})
+
+    @property
+    def source(self) -> VideoStreamInfo:
+        """The video stream as probed (not its field-rate decode)."""
+        return self.source_video or self.info.video
 
 
-def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str, Any]:
-    """Bit depth, scan (field order, and the deinterlacer an interlaced source went through), HDR
-    signalling, start timecode and display orientation (a rotated source is decoded upright) of
-    source and output, and what of the source's metadata the output does not carry
-    (``not_carried``: ``"mastering_display"``, ``"content_light_level"``, dynamic HDR metadata
-    such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``)."""
+def signal_report(
+    source: VideoStreamInfo, output: VideoStreamInfo, decoded: VideoStreamInfo | None = None
+) -> dict[str, Any]:
+    """Bit depth, scan (field order, the deinterlacer an interlaced source went through, and
+    whether at field rate), frame rate, HDR signalling, start timecode and display orientation (a
+    rotated source is decoded upright) of source and output, and what of the source's metadata the
+    output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
+    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``). ``decoded`` is the
+    stream as the run decoded it when that differs from ``source`` (field rate: its timecode is
+    counted in fields)."""
+    decoded = decoded or source
     lost: list[str] = []
     if source.hdr is not None:
         out = output.hdr
@@ -46,7 +65,7 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
         if source.hdr.max_cll is not None and (out is None or out.max_cll is None):
             lost.append("content_light_level")
         lost += [d for d in source.hdr.dynamic if out is None or d not in out.dynamic]
-    if source.timecode is not None and output.timecode != source.timecode:
+    if source.timecode is not None and output.timecode != decoded.timecode:
         lost.append("timecode")
     if source.alpha and not output.alpha:
         lost.append("alpha")
@@ -55,8 +74,10 @@ def signal_report(source: VideoStreamInfo, output: VideoStreamInfo) -> dict[str,
         "scan": {
             "source": source.field_order,
             "output": output.field_order,
-            "deinterlaced": source.deinterlace,
+            "deinterlaced": decoded.deinterlace,
+            "field_rate": decoded.field_rate,
         },
+        "frame_rate": {"source": source.frame_rate, "output": output.frame_rate},
         "hdr": {
             "source": source.hdr.model_dump() if source.hdr else None,
             "output": output.hdr.model_dump() if output.hdr else None,
@@ -117,10 +138,10 @@ def build_report(
             "sha256": asset.sha256,
             "asset_id": asset.asset_id,
             "source_key": asset.source_key,
-            "probe": asset.info.model_dump(),
+            "probe": {**asset.info.model_dump(), "video": asset.source.model_dump()},
         },
         "output": {"uri": spec.output, "probe": output_info.model_dump(), "packets": packets},
-        "signal": signal_report(asset.info.video, output_info.video),
+        "signal": signal_report(asset.source, output_info.video, asset.info.video),
         "preset": spec.preset,
         "scale": spec.scale,
         "shots": sorted(shots.values(), key=lambda s: s["shot"]),

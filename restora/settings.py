@@ -192,6 +192,7 @@ class IngestRule(BaseModel):
         description="default: storage.bucket",
     )
     scale: Literal[1, 2, 4] = Field(2, description="upscaling factor of the restore run")
+    field_rate: bool = Field(False, description="interlaced sources: one output frame per field (50i -> 50p)")
 
 
 class IngestSettings(BaseModel):

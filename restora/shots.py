@@ -58,6 +58,12 @@ class ShotList:
         b = self.boundaries
         return [(s, e) for s, e in zip(b, [*b[1:], self.frames], strict=True) if e > s]
 
+    def at_field_rate(self) -> ShotList:
+        """The same cuts and fades counted in fields (frame ``k`` is fields ``2k`` and ``2k + 1``),
+        for a source restored at field rate (``media.at_field_rate``): a cut falls between frames."""
+        fades = [Fade(f.kind, 2 * f.first, 2 * f.last + 1) for f in self.fades]
+        return ShotList(frames=2 * self.frames, cuts=[2 * c for c in self.cuts], fades=fades)
+
 
 def frame_differences(thumbs: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """``(T, h, w)`` uint8 luma -> ``(T,)`` float32 mean absolute difference to the previous frame (d[0] = 0)."""

@@ -50,6 +50,11 @@ class RestoreSpec(BaseModel):
         None, description="output bits per sample; None: the source's (10 for HDR, FFV1 and ProRes keep theirs)"
     )
     chunk_frames: int = Field(120, ge=1, le=100000, description="longest chunk of a shot, in frames")
+    field_rate: bool = Field(
+        False,
+        description="interlaced sources: one output frame per field (50i -> 50p, 59.94i -> 59.94p) instead of "
+        "one per frame; progressive sources are not affected",
+    )
 
     def resolved_stages(self) -> list[StageSpec]:
         """The stage list this run executes: explicit stages, else the preset's."""

@@ -21,13 +21,14 @@ def resolve_input(uri: str) -> Path:
 
 
 @task(name="ingest", tags=["io"], **_runtime.RETRY)
-def ingest(input_uri: str, carrier: dict[str, str]) -> AssetRef:
-    """Ingest the source; returns a reference (no pixels)."""
+def ingest(input_uri: str, carrier: dict[str, str], field_rate: bool = False) -> AssetRef:
+    """Ingest the source; returns a reference (no pixels). With ``field_rate`` an interlaced
+    source is restored at one frame per field (:meth:`AssetRef.at_field_rate`); the stored index
+    and thumbnails stay the source frames' (``tasks.shots`` maps them to fields)."""
     src = resolve_input(input_uri)
     with telemetry.span("task.ingest", carrier, **{"restora.input": telemetry.safe_attr(input_uri)}) as sp:
         info = media.probe(src)
         index, thumbs, digest = media.scan(src, info)
-        progress.start(len(index))
         st = _runtime.store()
         aid = asset_id_for(digest)
         source_key = f"assets/{aid}/source/{src.name}"
@@ -61,7 +62,7 @@ def ingest(input_uri: str, carrier: dict[str, str]) -> AssetRef:
                 "restora.field_order": info.video.field_order,
             }
         )
-        return AssetRef(
+        asset = AssetRef(
             asset_id=aid,
             sha256=digest,
             source_key=source_key,
@@ -70,3 +71,8 @@ def ingest(input_uri: str, carrier: dict[str, str]) -> AssetRef:
             info=info,
             frames=len(index),
         )
+        if field_rate:
+            asset = asset.at_field_rate()
+        sp.set_attribute("restora.field_rate", asset.info.video.field_rate)
+        progress.start(asset.frames)
+        return asset

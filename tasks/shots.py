@@ -19,15 +19,16 @@ from tasks import _runtime
 
 
 def load_index(asset: AssetRef) -> media.FrameIndex:
-    """The frame index stored by ``ingest``."""
+    """The frame index stored by ``ingest``, counted in fields for a field-rate asset."""
     d = json.loads(_runtime.store().get_bytes(asset.index_key))
-    return media.FrameIndex(
+    index = media.FrameIndex(
         pts=d["pts"],
         time_base=Fraction(d["time_base"]),
         has_pts=d["has_pts"],
         qp=d.get("qp"),
         qp_codec=d.get("qp_codec"),
     )
+    return index.at_field_rate() if asset.info.video.field_rate else index
 
 
 @task(name="detect_shots", tags=["analysis"], **_runtime.RETRY)
@@ -38,7 +39,9 @@ def detect_shots_task(
     with telemetry.span("task.detect_shots", carrier, **{"restora.asset_id": asset.asset_id}) as sp:
         st = _runtime.store()
         thumbs = np.load(io.BytesIO(st.get_bytes(asset.thumbs_key)))["thumbs"]
-        shots: ShotList = detect_shots(thumbs)
+        shots: ShotList = detect_shots(thumbs)  # on the source frames: a cut falls between frames
+        if asset.info.video.field_rate:
+            shots = shots.at_field_rate()
         chunks = plan_chunks(shots, load_index(asset), chunk_frames)
         fades = [asdict(f) for f in shots.fades]
         st.put_bytes(

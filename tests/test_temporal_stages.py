@@ -440,3 +440,17 @@ def test_temporal_stages_benchmark_runs(tmp_path: Path) -> None:
         report["dust_scratch"]["dust"]["bikes_two_motions"]["dust_scratch_db"]
         > report["dust_scratch"]["dust"]["bikes_two_motions"]["dusty_db"]
     )
+
+
+def test_grain_of_a_grainless_picture_measures_uncorrelated_not_nan() -> None:
+    """A clean picture leaves residuals of rounding only: a constant whose float32 spread is a few
+    1e-9, not zero, which made ``np.corrcoef`` divide 0 by 0. NaN read as the widest grain
+    (``grain_width`` 3.5 px) for regrain; no grain now reads as uncorrelated, and nothing warns
+    (warnings are errors in this suite)."""
+    from restora.stages.degrain import measure_grain
+    from restora.stages.regrain import WHITE, grain_width
+
+    residual = np.full((64, 64), 0.1, np.float32) * np.float32(1 / 3)  # as a rescaled residual is made
+    assert residual[:, 1:].ravel().std() > 0  # the neighbour pairs measure_grain correlates
+    m = measure_grain(residual, np.full_like(residual, 0.5), np.ones(residual.shape, bool))
+    assert m.correlation == 0.0 and grain_width(m.correlation) == WHITE

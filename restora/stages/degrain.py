@@ -35,6 +35,7 @@ TOLERANCE = 2.5  # a neighbour's 3x3-mean difference of this many grain spreads 
 MIN_GRAIN = 0.5 / 255  # grain level floor (a clean or synthetic frame measures ~0)
 GRAIN_LEVELS = np.linspace(1 / 12, 11 / 12, 6)  # gray levels the grain is measured at (bins of 1/6)
 MIN_PIXELS = 400  # still pixels a gray-level bin needs for a measurement
+NO_GRAIN_VAR = (0.01 / 255) ** 2  # residual variance below a hundredth of a code squared: no grain to correlate
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,9 @@ def measure_grain(
             sigma[i] = MAD_TO_STD * float(np.median(np.abs(r - np.median(r))))
     both = still[:, 1:] & still[:, :-1]
     a, b = residual[:, 1:][both], residual[:, :-1][both]
-    corr = float(np.corrcoef(a, b)[0, 1]) if a.size >= MIN_PIXELS and a.std() > 0 and b.std() > 0 else 0.0
+    # no grain at all (a clean synthetic picture: residuals are rounding, whose variance can be 0 or
+    # below it): no correlation, rather than NaN (which read as the widest grain)
+    corr = float(np.corrcoef(a, b)[0, 1]) if a.size >= MIN_PIXELS and min(a.var(), b.var()) > NO_GRAIN_VAR else 0.0
     return GrainMeasure(sigma=sigma, correlation=corr, width=residual.shape[1])
 
 

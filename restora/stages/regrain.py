@@ -60,7 +60,7 @@ class Regrain(Stage):
     ``size``), ``strength`` in [0, 1] scaling it."""
 
     type: ClassVar[str] = "regrain"
-    method_version: ClassVar[int] = 1
+    method_version: ClassVar[int] = 2  # 2: a grainless measurement reads as uncorrelated grain, not the widest
     synthesizes: ClassVar[bool] = True
 
     def __init__(self, ctx: StageContext, strength: float = 1.0, sigma: float | None = None, size: float = 0.7) -> None:
