@@ -69,9 +69,11 @@ def make_clip(
     audio_seconds: float = 0.0,
     container: str | None = None,
     timecode: str | None = None,
+    field_order: int | None = None,
 ) -> Path:
     """Write ``(H, W, 3)`` uint8 RGB frames as a video with the given PTS (VFR allowed), optional sine
-    audio and start timecode (QuickTime/MP4: a tmcd track)."""
+    audio, start timecode (QuickTime/MP4: a tmcd track) and declared ``field_order`` (an
+    ``AVFieldOrder``, e.g. 2: top field first, which FFV1 in Matroska keeps)."""
     h, w = frames[0].shape[:2]
     step = int(1 / (rate * time_base))
     pts = pts if pts is not None else [i * step for i in range(len(frames))]
@@ -84,6 +86,8 @@ def make_clip(
             vs.codec_context.options = {"crf": "12", "preset": "ultrafast"}
         if timecode is not None:
             vs.metadata["timecode"] = timecode
+        if field_order is not None:
+            vs.codec_context.field_order = field_order
         aus = None
         if audio_seconds:
             aus = out.add_stream("aac", rate=48000)

@@ -175,15 +175,20 @@ def test_field_rate_decode_gives_every_field_its_own_picture_in_any_chunking(tmp
 def test_interlaced_source_restores_at_field_rate_on_request(tmp_path: Path) -> None:
     """``field_rate=True``: 20 interlaced frames at 25 fps become 40 progressive ones at 50 fps,
     each at its field's instant, the timecode counted at 50 fps, chunk boundaries on odd fields
-    too; the report keeps the source's own probe and says what was done."""
+    too, the audio carried bit for bit; the report keeps the source's own probe and says what was done."""
     from flows.restore_video import run
     from restora.spec import RestoreSpec
+    from tests.conftest import make_clip
 
-    src = interlaced_clip(tmp_path / "i.mkv", codec="ffv1", timecode="09:59:30:12")
+    woven_frames = [woven(i) for i in range(20)]
+    src = make_clip(tmp_path / "i.mkv", woven_frames, time_base=Fraction(1, 1000), codec="ffv1",
+                    audio_seconds=0.8, timecode="09:59:30:12", field_order=2)  # fmt: skip
     out = tmp_path / "i_50p.mkv"
     result = run(RestoreSpec(input=str(src), output=str(out), scale=1, chunk_frames=7, field_rate=True))
     v = media.probe(out).video
     assert (v.frames, v.frame_rate, v.field_order, v.timecode) == (40, "50/1", "progressive", "09:59:30:24")
+    audio = media.stream_packet_digest(src)
+    assert audio[0] > 0 and media.stream_packet_digest(out) == audio  # the same audio packets
     with av.open(str(out)) as c:
         times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
     assert times == pytest.approx([i / 50 for i in range(40)], abs=1e-3)
