@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import heapq
 import io
+import itertools
 import math
 import os
 import struct
@@ -800,12 +801,42 @@ def deinterlaced(
     yield from drain()
 
 
+SEEK_START_MARGIN_S = 10  # a seek this long before the first frame's PTS lands at the file's start
+
+
 def _pictures(
-    c: av.container.InputContainer, vs: av.video.stream.VideoStream, path: Path, video: VideoStreamInfo
+    c: av.container.InputContainer,
+    vs: av.video.stream.VideoStream,
+    path: Path,
+    video: VideoStreamInfo,
+    decoded: Iterator[av.VideoFrame] | None = None,
 ) -> Iterator[av.VideoFrame]:
-    """Decoded pictures in presentation order, deinterlaced when the stream is interlaced."""
-    decoded = _decode(c, vs, path)
+    """Decoded pictures in presentation order (``decoded``, else from where ``c`` stands),
+    deinterlaced when the stream is interlaced."""
+    decoded = decoded if decoded is not None else _decode(c, vs, path)
     return deinterlaced(vs, decoded, video.deinterlace) if video.deinterlace else decoded
+
+
+def _decode_at_or_before(
+    c: av.container.InputContainer, vs: av.video.stream.VideoStream, path: Path, pts: Sequence[int], k: int
+) -> Iterator[av.VideoFrame]:
+    """Decoded frames from a keyframe at or before frame ``k`` (``pts``: every frame's, stream order).
+
+    Demuxers without an index (MPEG-TS and MPEG-PS: the broadcast containers) bisect the file for a
+    decode timestamp and do not know which packets are keyframes: the seek lands on a packet just
+    before the target, and the decoder starts at the next keyframe, past frame ``k`` (or, near the
+    end, finds none). Such a seek is retried from frames further back (1, 2, 4, ... frames), then
+    from before the first frame (its keyframe's DTS can lie below every PTS): the file's start.
+    """
+    tb = vs.time_base or Fraction(1, 90000)
+    targets = [pts[max(k - back, 0)] for back in (0, 1, 2, 4, 8, 16, 32, 64, 128, 256) if back < 2 * max(k, 1)]
+    for target in [*dict.fromkeys(targets), pts[0] - int(SEEK_START_MARGIN_S / tb)]:
+        c.seek(target, stream=vs, backward=True, any_frame=False)
+        decoded = _decode(c, vs, path)
+        head = next(decoded, None)
+        if head is not None and (head.pts is None or head.pts <= pts[k]):
+            break
+    return decoded if head is None else itertools.chain([head], decoded)
 
 
 def scan(
@@ -930,17 +961,18 @@ def read_frames(
         vs = _pick_video(c, p)
         vs.thread_type = "AUTO"
         counter = 0
+        decoded: Iterator[av.VideoFrame] | None = None
         if index.has_pts and start > 0:
             # the deinterlacer reads the frame before: start decoding at or before it (at field
             # rate, frame k's fields are entries 2k and 2k + 1, the first at twice its PTS)
             if info.video.field_rate:
-                target = index.pts[2 * max(start // 2 - 1, 0)] // 2
+                frame_pts, first = [t // 2 for t in index.pts[::2]], max(start // 2 - 1, 0)
             else:
-                target = index.pts[start - 1 if interlaced else start]
-            c.seek(target, stream=vs, backward=True, any_frame=False)
+                frame_pts, first = index.pts, start - 1 if interlaced else start
+            decoded = _decode_at_or_before(c, vs, p, frame_pts, first)
             counter = -1  # frame numbers unknown after a seek: match on pts instead
         wanted = set(want) if counter < 0 else None
-        for frame in _pictures(c, vs, p, info.video):
+        for frame in _pictures(c, vs, p, info.video, decoded):
             if wanted is not None:
                 if frame.pts is None or frame.pts < want[0]:
                     continue
