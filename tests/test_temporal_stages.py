@@ -199,11 +199,13 @@ def test_global_shift_is_not_taken_over_by_dust_or_grain(bikes: np.ndarray) -> N
     """Consecutive frames of a shot with two motions (a vehicle nearly still, the road under it moving
     12-18 px a frame), with 15 dust spots a frame, and with film grain (3 %) on top: every pair gets a
     shift, and each is a motion of the picture: moved back by it, the clean frame differs from the
-    previous one by at most 1.6 times what the shift measured on the clean pair leaves (either motion
+    previous one by at most 1.7 times what the shift measured on the clean pair leaves (either motion
     may win; standing still leaves 0.9-1.1 times as much). The previous code (commit e8bfda5, measured
     once on these frames) took dust-spot coincidences for the motion (shifts of up to 186 px, 2.5 to 24
     times the difference) and found no match for 14 of the 29 pairs with grain. A picture and a blank
-    one still give no match. Measured: at worst 1.50 (dust), 1.33 (dust and grain)."""
+    one still give no match. Measured: at worst 1.62 (dust), 1.33 (dust and grain). (The bound was 1.6
+    against 1.50 until the fraction came from tiles: the clean pair of frames 11-12 now fits the vehicle
+    better, 2.17 codes against 2.33, while the dusty pair takes the road's motion, as before.)"""
     rng = np.random.default_rng(0)
     dusty = degrade.dust(bikes, rng)[0]
     dirty = degrade.film_grain(dusty, rng, sigma=0.03)
@@ -222,17 +224,40 @@ def test_global_shift_is_not_taken_over_by_dust_or_grain(bikes: np.ndarray) -> N
             assert clean is not None and got is not None
             worst = max(worst, misfit(t, got) / misfit(t, clean))
         print(f"\nglobal shift with {name}: at worst {worst:.2f} times the clean pair's shift's difference")
-        assert worst <= 1.6
+        assert worst <= 1.7
     assert measure_shift(g[0], np.zeros_like(g[0])) is None
+
+
+def test_global_shift_follows_the_dominant_motion_not_a_smaller_second_one(still: np.ndarray) -> None:
+    """A real photograph moved by a sub-pixel shift, with a 160 x 128 piece of it (8 % of the frame)
+    moving by (6, -4) pixels more: the global shift is the picture's, within 0.05 px. One phase-slope
+    fit over the whole frame put it 0.6-0.8 px off (commit 13a8f98: (0.72, -0.60) px with the
+    background still); each tile's own fit, and their median, leave the piece out. Measured: at worst
+    0.017 px with the piece, 0.016 without."""
+    piece = (slice(160, 288), slice(200, 360))
+    prev = still[:480, :560]
+    ref = gray(prev[None])[0]
+    worst = {True: 0.0, False: 0.0}
+    for sx, sy in ((0.0, 0.0), (0.3, -0.2), (1.5, 0.7), (-2.2, 1.1)):
+        for with_piece in (True, False):
+            cur = shift_image(still, sx, sy)[:480, :560].copy()
+            if with_piece:
+                cur[piece] = shift_image(still, sx + 6, sy - 4)[:480, :560][piece]
+            got = frame_shift(ref, gray(cur[None])[0])
+            assert got is not None
+            worst[with_piece] = max(worst[with_piece], abs(got[0] - sx), abs(got[1] - sy))
+    print(f"\nglobal shift error: {worst[True]:.3f} px with a second motion, {worst[False]:.3f} without")
+    assert worst[True] < 0.05 and worst[False] < 0.05
 
 
 def test_local_field_follows_an_object_the_global_shift_does_not(still: np.ndarray) -> None:
     """A real photograph standing still, with a 160 x 128 piece of it moving by (6, -4) pixels between
     two frames: ``compensated_to`` brings the previous frame onto the current one inside the moving
     piece to under a quarter of the difference ``aligned_to`` (global shift only) leaves, and where the
-    picture stands still, far from the piece, it matches at least as well as the global shift (which
-    the piece pulls off by a fraction of a pixel). Measured: 11.2 against 55.0 codes in the piece,
-    5.0 against 12.8 in the still part."""
+    picture stands still, far from the piece, it matches at least as well as the global shift.
+    Measured: 12.6 against 55.3 codes in the piece, 0.0 against 0.0 in the still part (before the
+    global fraction came from tiles, commit 13a8f98, the piece pulled the global shift 0.7 px off:
+    11.2 against 55.0, and 5.0 against 12.8)."""
     prev = still[:480, :560].copy()
     cur = prev.copy()
     piece = (slice(160, 288), slice(200, 360))

@@ -6,8 +6,9 @@ Shared by ``stabilize`` (the camera path, global only), and ``dust_scratch`` and
 
 Global (:func:`measure_shift`): phase correlation, weighted towards low frequencies so that dust and
 grain do not decide it, gives candidate whole-pixel shifts; the one that leaves the smallest
-difference between the frames is taken, and a fit of the cross-power spectrum's phase slope gives
-the fraction. A Keys cubic resampler moves a frame by a sub-pixel amount.
+difference between the frames is taken, and fits of the cross-power spectra's phase slopes, tile by
+tile, give the fraction (their median: a smaller second motion does not bend it). A Keys cubic
+resampler moves a frame by a sub-pixel amount.
 
 Local (:func:`local_field`, :func:`compensated_to`): after the global shift, coarse to fine (on the
 copy the global shift is measured on, block-averaged again by 4, 2 and 1), the frame is cut into
@@ -37,6 +38,9 @@ MIN_PEAK = 0.06  # ... and so is one where plain phase correlation peaks this hi
 MAD_TO_STD = 1.4826  # the std of normal data per median absolute deviation
 SLOPE_TRUST = 0.5  # pixels: a phase-slope shift this far from the differences' parabola is not trusted
 MIN_OVERLAP = 0.25  # a candidate shift must leave this share of the frame overlapping
+SLOPE_TILE = 64  # pixels: tiles (every half tile) whose own phase slopes give the dominant motion's fraction ...
+MIN_SLOPE_TILES = 8  # ... as their median, when at least this many agree
+SLOPE_FIT = 0.1  # rad^2: a tile whose phase departs from its own slope by more did not move in one piece
 TILE = 32  # local motion: tile size (pixels) ...
 TILE_STEP = 16  # ... and spacing of the tiles (half the size: tile_sums relies on it)
 MIN_TILE_PEAK = 0.06  # a tile whose phase-correlation peak is lower gets no shift
@@ -106,15 +110,16 @@ def measure_shift(a: FloatArray, b: FloatArray) -> tuple[float, float] | None:
     two motions, a vehicle and the road under it, give two peaks, and the one that matches more of the
     picture wins.
 
-    The fraction: a weighted least-squares fit of the remaining phase slope of the cross-power
-    spectrum over the low frequencies (below :data:`SLOPE_BAND` cycles per pixel, weighted by
-    magnitude): within 0.05 pixel on a real picture (``tests/test_temporal_stages.py``), where a
-    parabola through the peak is biased towards whole pixels. Where the slope disagrees by more than
+    The fraction: weighted least-squares fits of the remaining phase slope of cross-power spectra over
+    the low frequencies (below :data:`SLOPE_BAND` cycles per pixel, weighted by magnitude), where a
+    parabola through the peak is biased towards whole pixels. One fit over the whole frame is bent by
+    a second motion (a piece of 8 % of the frame moving by (6, -4) px over a still picture put the
+    shift at (0.7, -0.6) px): each tile gets its own fit, and the median over the tiles that moved in
+    one piece with the chosen whole pixel is the dominant motion's (:func:`_tile_fraction`; the whole
+    frame's fit where too few tiles agree). Where the fraction disagrees by more than
     :data:`SLOPE_TRUST` with a parabola through the frames' differences around the best whole pixel
     (a broad peak on an axis with little structure is pulled towards 0 by the window, and the slope
-    anchored there is wrong), the parabola is taken. A smaller second motion still bends the slope:
-    a piece of 8 % of the frame moving by (6, -4) px over a still picture puts the global shift at
-    (0.7, -0.6) px; the local field (:func:`local_field`) takes that out.
+    anchored there is wrong), the parabola is taken.
     """
     h, w = a.shape
     win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
@@ -141,7 +146,8 @@ def measure_shift(a: FloatArray, b: FloatArray) -> tuple[float, float] | None:
     whole = [(x - w if x > w / 2 else x, y - h if y > h / 2 else y) for y, x in peaks]
     sa, sb = mean3(a), mean3(b)  # grain averaged down
     ix, iy = whole[int(np.argmin([_overlap_error(sa, sb, dx, dy) for dx, dy in whole]))]
-    fx, fy = _slope(cross, w, ix, iy)
+    dominant = _tile_fraction(a, b, ix, iy)
+    fx, fy = (-dominant[0], -dominant[1]) if dominant is not None else _slope(cross, w, ix, iy)
     # Check the slope against the frames' differences: the whole pixel that matches best next to the
     # peak's (a broad peak, on an axis with little structure, is pulled towards 0 by the window) and a
     # parabola through the differences around it (biased towards whole pixels, but not fooled). Where
@@ -175,6 +181,66 @@ def _slope(cross: npt.NDArray[np.complexfloating], w: int, ix: int, iy: int) -> 
     design = np.stack([np.broadcast_to(u, sel.shape)[sel], np.broadcast_to(v, sel.shape)[sel]], 1) * (2 * np.pi)
     (fx, fy), *_ = np.linalg.lstsq(design * sw[:, None], np.angle(rest[sel]) * sw, rcond=None)
     return float(fx), float(fy)
+
+
+def _tile_fraction(a: FloatArray, b: FloatArray, ix: int, iy: int) -> tuple[float, float] | None:
+    """The dominant motion's shift beyond the whole pixel ``(ix, iy)`` of ``b`` relative to ``a``
+    (both ``(H, W)``), in pixels, each within (-1, 1); None where fewer than :data:`MIN_SLOPE_TILES`
+    tiles tell it.
+
+    On the part of the frames that overlap after the whole-pixel shift, every tile of
+    :data:`SLOPE_TILE` pixels (Hann-windowed, every half tile) gets its own phase-slope fit as
+    :func:`_slope` makes over the frame. The tiles that count: those whose phase follows their slope
+    (weighted mean square departure under :data:`SLOPE_FIT` rad^2: not two motions, not flat), that
+    carry at least half the median tile's spectral weight, and whose shift is under a pixel from
+    ``(ix, iy)``; the median of theirs is robust to a second motion that covers fewer than half of
+    them. A tile's window biases its fit towards 0 by a few hundredths of the fraction: ``b`` is
+    moved back by the median (Keys cubic) and what the same tiles still measure is added."""
+    h, w = a.shape
+    sa = a[max(0, -iy) : h - max(0, iy), max(0, -ix) : w - max(0, ix)]
+    sb = b[max(0, iy) : h - max(0, -iy), max(0, ix) : w - max(0, -ix)]
+    if sa.shape[0] < SLOPE_TILE or sa.shape[1] < SLOPE_TILE:
+        return None
+    rx, ry, ok = _tile_slopes(sa, sb)
+    if ok.sum() < MIN_SLOPE_TILES:
+        return None
+    mx, my = float(np.median(rx[ok])), float(np.median(ry[ok]))
+    back = shift_image(sb[..., None], -mx, -my)[..., 0]
+    ex, ey, still_ok = _tile_slopes(sa, back)
+    keep = ok & still_ok
+    if keep.sum() < MIN_SLOPE_TILES:
+        return mx, my
+    return mx + float(np.median(ex[keep])), my + float(np.median(ey[keep]))
+
+
+def _tile_slopes(
+    sa: FloatArray, sb: FloatArray
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Per tile (:func:`_tile_fraction`) of two aligned ``(H, W)`` planes: the shift ``(rx, ry)`` of
+    ``sb`` relative to ``sa`` from the tile's phase slope, and whether the tile counts."""
+    n = SLOPE_TILE
+    win = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
+
+    def spectra(g: FloatArray) -> npt.NDArray[np.complexfloating]:
+        t = np.lib.stride_tricks.sliding_window_view(g, (n, n))[:: n // 2, :: n // 2]
+        out: npt.NDArray[np.complexfloating] = np.fft.rfft2((t - t.mean(axis=(-2, -1), keepdims=True)) * win)
+        return out
+
+    u, v = np.fft.rfftfreq(n)[None, :], np.fft.fftfreq(n)[:, None]
+    sel = (u < SLOPE_BAND) & (np.abs(v) < SLOPE_BAND)
+    sel[0, 0] = False
+    uu, vv = (np.broadcast_to(f, sel.shape)[sel] * (2 * np.pi) for f in (u, v))
+    c = (spectra(sb) * np.conj(spectra(sa)))[..., sel]  # (ny, nx, frequencies)
+    wt, phase = np.sqrt(np.abs(c)), np.angle(c)
+    # weighted least squares per tile: phase = -(uu rx + vv ry), by its 2 x 2 normal equations
+    suu, suv, svv = (wt * uu * uu).sum(-1), (wt * uu * vv).sum(-1), (wt * vv * vv).sum(-1)
+    sup, svp = (wt * uu * phase).sum(-1), (wt * vv * phase).sum(-1)
+    det = np.where(np.abs(suu * svv - suv * suv) > 1e-12, suu * svv - suv * suv, np.inf)
+    rx, ry = -(svv * sup - suv * svp) / det, -(suu * svp - suv * sup) / det
+    misfit = (wt * (phase + rx[..., None] * uu + ry[..., None] * vv) ** 2).sum(-1) / np.maximum(wt.sum(-1), 1e-12)
+    strength = wt.sum(-1)
+    ok = (misfit < SLOPE_FIT) & (strength >= 0.5 * np.median(strength)) & (np.abs(rx) < 1) & (np.abs(ry) < 1)
+    return rx, ry, ok
 
 
 def _vertex(lo: float, mid: float, hi: float) -> float:

@@ -3,15 +3,17 @@ intentional camera moves (classical, no model).
 
 Translation only. The stage measures the global shift between consecutive frames by phase
 correlation of their gray level (Hann-windowed, on a copy at most :data:`MEASURE_WIDTH` pixels
-wide, sub-pixel from the phase slope of the cross-power spectrum), chains the shifts into a camera path, smooths the
+wide, sub-pixel from the median of tiles' phase slopes), chains the shifts into a camera path, smooths the
 path over ``window`` frames on each side with a local linear fit (``restora.stages.temporal``: a
 steady pan passes through; the window stops at cuts), and moves each frame by the difference
 between the smoothed and the measured path with a Keys cubic (a = -0.5) resampler. Corrections
 are capped at ``max_shift`` of the frame's width and height; the strip uncovered at an edge repeats
 the edge pixels (the frame keeps its size; crop afterwards if the strip shows).
 
-Not corrected: rotation, zoom and rolling-shutter wobble. Parallax and large moving objects pull the
-measured shift towards their motion (phase correlation follows the dominant one). No pixel is
+Not corrected: rotation, zoom and rolling-shutter wobble. A moving object smaller than about half
+the frame does not move the measured shift (the motion that matches most of the picture is taken,
+its fraction the median of the tiles that moved with it); parallax and objects covering most of the
+frame do. A correction under :data:`MIN_MOVE` is not made. No pixel is
 synthesized beyond the repeated edge strip, which the report's ``max_shift`` bounds.
 """
 
@@ -31,6 +33,9 @@ from restora.stages.motion import block_mean, measure_factor, measure_shift, shi
 from restora.stages.temporal import TemporalStage, check_window, gray, smooth_at
 
 FILL_RADIUS = 2  # a failed step takes the median of the measured ones this many steps around it
+# pixels: a smaller correction is not made. The shift is measured to about a hundredth of a pixel on
+# a real picture; resampling a frame by less would only soften it.
+MIN_MOVE = 0.01
 
 
 def fill_failed(steps: npt.NDArray[np.float64], radius: int = FILL_RADIUS) -> npt.NDArray[np.float64]:
@@ -50,7 +55,7 @@ class Stabilize(TemporalStage):
     capped at ``max_shift`` of the frame size; ``strength`` in [0, 1] scales them)."""
 
     type: ClassVar[str] = "stabilize"
-    method_version: ClassVar[int] = 2  # 2: motion measurement robust to dust, grain and a second motion
+    method_version: ClassVar[int] = 3  # 2: motion robust to dust, grain, a second motion; 3: fraction from tiles
 
     def __init__(self, ctx: StageContext, window: int = 15, max_shift: float = 0.05, strength: float = 1.0) -> None:
         """``window``: frames on each side of the path smoothing (Gaussian sigma ``window / 2``); the
@@ -103,7 +108,7 @@ class Stabilize(TemporalStage):
         moves = self.corrections(frames, start, stop)
         out = np.empty((stop - start, *frames.shape[1:]), dtype=frames.dtype)
         for i, (dx, dy) in enumerate(moves):
-            if abs(dx) < 1e-3 and abs(dy) < 1e-3:
+            if abs(dx) < MIN_MOVE and abs(dy) < MIN_MOVE:
                 out[i] = frames[start + i]
             else:
                 out[i] = quantize(shift_image(to_unit(frames[start + i]), dx, dy), frames.dtype)
