@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,6 +110,20 @@ def make_clip(
             for p in aus.encode():
                 out.mux(p)
     return path
+
+
+def encode_frames(
+    out: av.container.OutputContainer, stream: av.video.stream.VideoStream, frames: Iterable[np.ndarray]
+) -> None:
+    """Encode ``(H, W, 3)`` uint8 RGB frames into ``stream`` (in its pixel format, PTS 0, 1, 2, ... in
+    the stream's frame units) and mux them into ``out``, flushing the encoder at the end."""
+    for i, rgb in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=stream.pix_fmt)
+        vf.pts = i
+        for pkt in stream.encode(vf):
+            out.mux(pkt)
+    for pkt in stream.encode():
+        out.mux(pkt)
 
 
 def with_display_matrix(src: Path, dst: Path, m: tuple[int, int, int, int]) -> Path:

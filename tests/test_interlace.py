@@ -13,6 +13,7 @@ import pytest
 from restora import media
 from restora.metrics import psnr
 from restora.shots import Fade, ShotList
+from tests.conftest import encode_frames, make_clip
 
 H, W, BAR = 96, 128, 12
 
@@ -56,13 +57,7 @@ def interlaced_clip(
         else:
             s.codec_context.field_order = 2 if interlaced else 1  # AV_FIELD_TT / AV_FIELD_PROGRESSIVE
         s.metadata["timecode"] = timecode  # as broadcast masters carry one
-        for i in range(n):
-            vf = av.VideoFrame.from_ndarray(woven(i), format="rgb24").reformat(format="yuv420p")
-            vf.pts = i
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+        encode_frames(out, s, (woven(i) for i in range(n)))
     return path
 
 
@@ -178,7 +173,6 @@ def test_interlaced_source_restores_at_field_rate_on_request(tmp_path: Path) -> 
     too, the audio carried bit for bit; the report keeps the source's own probe and says what was done."""
     from flows.restore_video import run
     from restora.spec import RestoreSpec
-    from tests.conftest import make_clip
 
     woven_frames = [woven(i) for i in range(20)]
     src = make_clip(tmp_path / "i.mkv", woven_frames, time_base=Fraction(1, 1000), codec="ffv1",

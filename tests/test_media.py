@@ -12,7 +12,7 @@ import pytest
 
 from restora import media
 from restora.errors import ConfigError, InputError, UnsupportedInputError
-from tests.conftest import cut_frames, make_audio_only, make_clip, one_chunk, with_display_matrix
+from tests.conftest import cut_frames, encode_frames, make_audio_only, make_clip, one_chunk, with_display_matrix
 
 
 def test_probe_real_clip_with_odd_frame_rate_and_audio(data: Path) -> None:
@@ -124,13 +124,7 @@ def broadcast_stream(path: Path, frames: list[np.ndarray], fmt: str, codec: str,
         else:
             x264 = "keyint=6:min-keyint=6:scenecut=0:bframes=2" + (":interlaced=1:tff=1" if interlaced else "")
             s.codec_context.options = {"preset": "fast", "crf": "20", "x264-params": x264}
-        for i, rgb in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            vf.pts = i
-            for pkt in s.encode(vf):
-                out.mux(pkt)
-        for pkt in s.encode():
-            out.mux(pkt)
+        encode_frames(out, s, frames)
     return path
 
 
@@ -234,13 +228,7 @@ def test_chapters_survive_packaging(tmp_path: Path) -> None:
         out.set_chapters(
             [{"id": i, "start": a, "end": b, "time_base": tb, "metadata": {"title": t}} for i, a, b, t in marks]
         )
-        for i, rgb in enumerate(cut_frames(20, [], h=48, w=64)):
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            vf.pts = i
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
+        encode_frames(out, s, cut_frames(20, [], h=48, w=64))
     info, index = one_chunk(src, tmp_path / "c.mov", "o.mkv")
     want = [(0.0, 0.4, "Opening"), (0.4, 0.8, "Part 2")]
     assert [(c.start_s, c.end_s, c.title) for c in info.chapters] == want
