@@ -27,7 +27,7 @@ Quality, on real footage of ``../shared/data`` with known synthetic damage:
 Speed: seconds per frame of each stage (``dust_scratch`` and ``degrain`` also with global motion
 only) against decoding the same frames (``media.read_frames``), ratios of the same run, at 640x272
 and 1280x720; new stage objects each round (``stabilize`` keeps its motion measurements by frame
-content, and before commit 200ce97's successor this benchmark timed it on a warm cache: resampling
+content: runs up to commit 200ce97 timed it on a warm cache, resampling
 only).
 
     python -m benchmarks.temporal_stages     (make bench)   -> benchmarks/results/temporal_stages.json
