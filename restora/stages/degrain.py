@@ -86,7 +86,7 @@ class Degrain(TemporalStage):
     ``global`` compensation)."""
 
     type: ClassVar[str] = "degrain"
-    method_version: ClassVar[int] = 3  # 2: robust global motion, local motion field; 3: its fraction from tiles
+    method_version: ClassVar[int] = 4  # 2: robust global motion, local motion field; 3, 4: its fraction from tiles
 
     def __init__(self, ctx: StageContext, window: int = 2, strength: float = 1.0, motion: str = "local") -> None:
         super().__init__(ctx)

@@ -130,7 +130,7 @@ class DustScratch(TemporalStage):
     ``motion``: ``local`` or ``global`` compensation of the neighbours)."""
 
     type: ClassVar[str] = "dust_scratch"
-    method_version: ClassVar[int] = 3  # 2: robust global motion, local motion field; 3: its fraction from tiles
+    method_version: ClassVar[int] = 4  # 2: robust global motion, local motion field; 3, 4: its fraction from tiles
 
     def __init__(
         self,

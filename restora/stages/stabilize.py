@@ -55,7 +55,7 @@ class Stabilize(TemporalStage):
     capped at ``max_shift`` of the frame size; ``strength`` in [0, 1] scales them)."""
 
     type: ClassVar[str] = "stabilize"
-    method_version: ClassVar[int] = 3  # 2: motion robust to dust, grain, a second motion; 3: fraction from tiles
+    method_version: ClassVar[int] = 4  # 2: motion robust to dust, grain, a second motion; 3, 4: fraction from tiles
 
     def __init__(self, ctx: StageContext, window: int = 15, max_shift: float = 0.05, strength: float = 1.0) -> None:
         """``window``: frames on each side of the path smoothing (Gaussian sigma ``window / 2``); the
