@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +19,16 @@ def before_after(source: Path, restored: Path, out_png: Path, frame: int = 0, cr
         source: the original video.
         restored: Restora's output (an integer multiple of the source size).
         out_png: where to write the still.
-        frame: frame number to compare.
+        frame: frame number of the source to compare; the restored frame is the one at the same
+            instant (frame ``2 * frame`` of a field-rate restore, whose frame rate is twice the source's).
         crop: edge of the square center crop in output pixels (the whole frame if larger).
 
     Returns:
         PSNR-Y between the two halves (how far the restoration moved away from plain bicubic).
     """
     a = media.frame_at(source, frame)
-    b = media.frame_at(restored, frame)
+    per_frame = Fraction(media.probe(restored).video.frame_rate) / Fraction(media.probe(source).video.frame_rate)
+    b = media.frame_at(restored, frame * round(per_frame) if per_frame >= 1 else frame)
     h, w = b.shape[:2]
     bic = np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BICUBIC))
     ch, cw = min(crop, h), min(crop, w)

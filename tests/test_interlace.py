@@ -197,6 +197,10 @@ def test_interlaced_source_restores_at_field_rate_on_request(tmp_path: Path) -> 
     assert report["input"]["probe"]["video"]["frame_rate"] == "25/1"
     assert report["provenance"]["deinterlace"] == "bwdif=mode=send_field:parity=tff:deint=all"
     assert [c["start"] for c in report["chunks"]][:3] == [0, 7, 14]
+    # a before/after still pairs source frame 5 with restored frame 10, the same instant (its first field)
+    from restora.compare import before_after
+
+    assert before_after(src, out, tmp_path / "still.png", frame=5)["psnr_y_vs_bicubic"] > 45.0
 
 
 @pytest.mark.slow
