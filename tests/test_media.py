@@ -135,6 +135,8 @@ def broadcast_stream(path: Path, frames: list[np.ndarray], fmt: str, codec: str,
         ("mpegts", "libx264", False),
         ("mpegts", "libx264", True),
         ("mpeg", "mpeg2video", False),
+        ("mpeg2video", "mpeg2video", True),  # elementary streams: .m2v (timestamps made up by the demuxer) ...
+        ("h264", "libx264", True),  # ... and Annex B .264 (none: decoded from the start, frames counted)
     ],
 )
 def test_chunks_of_transport_and_program_streams_decode_as_one_pass(
@@ -143,12 +145,15 @@ def test_chunks_of_transport_and_program_streams_decode_as_one_pass(
     """MPEG-TS and MPEG-PS have no index: a seek lands on a packet whose decode timestamp is just
     before the target, not on a keyframe, and the decoder starts at the next keyframe. Every chunk
     but the first came out short (an InputError) before the seek was retried from further back;
-    now every chunk, interlaced or not, decodes to exactly the frames of one pass."""
+    now every chunk, interlaced or not, decodes to exactly the frames of one pass. Raw elementary
+    streams, the other broadcast deliverable, too, at frame and at field rate."""
     frames = media.first_frames(data / "video/misc/realshort.mp4", 30)
-    src = broadcast_stream(tmp_path / f"b.{'ts' if fmt == 'mpegts' else 'mpg'}", frames, fmt, codec, interlaced)
+    ext = {"mpegts": "ts", "mpeg": "mpg", "mpeg2video": "m2v", "h264": "264"}[fmt]
+    src = broadcast_stream(tmp_path / f"b.{ext}", frames, fmt, codec, interlaced)
     info = media.probe(src)
     assert info.video.interlaced == interlaced
     index, _, _ = media.scan(src, info)
+    assert index.has_pts == (fmt != "h264")
     whole = np.concatenate([f for _, f in media.read_frames(src, info, index, 0, 30)])
     for a, b in ((4, 7), (7, 15), (15, 30), (13, 14), (29, 30)):  # (29, 30): no keyframe after the landing
         pts, part = zip(*media.read_frames(src, info, index, a, b), strict=True)
