@@ -6,9 +6,9 @@ Shared by ``stabilize`` (the camera path, global only), and ``dust_scratch`` and
 
 Global (:func:`measure_shift`): phase correlation, weighted towards low frequencies so that dust and
 grain do not decide it, gives candidate whole-pixel shifts; the one that leaves the smallest
-difference between the frames is taken, and fits of the cross-power spectra's phase slopes, tile by
-tile, give the fraction (their median: a smaller second motion does not bend it). A Keys cubic
-resampler moves a frame by a sub-pixel amount.
+difference between the frames is taken, and the fraction comes from the cross-power spectrum's
+phase slope, or, where a smaller second motion bends that, from the median of the slopes fitted tile
+by tile. A Keys cubic resampler moves a frame by a sub-pixel amount.
 
 Local (:func:`local_field`, :func:`compensated_to`): after the global shift, coarse to fine (on the
 copy the global shift is measured on, block-averaged again by 4, 2 and 1), the frame is cut into
@@ -43,7 +43,7 @@ MIN_SLOPE_TILES = 8  # ... as their median, when at least this many agree
 SLOPE_FIT = 0.1  # rad^2: a tile whose phase departs from its own slope by more did not move in one piece
 TILE_TRUST = 0.05  # pixels: the whole frame's slope stands unless the tiles' fraction differs by more
 TILE = 32  # local motion: tile size (pixels) ...
-TILE_STEP = 16  # ... and spacing of the tiles (half the size: tile_sums relies on it)
+TILE_STEP = 16  # ... and spacing of the tiles (half the size: tile_sums and _tile_spectra rely on it)
 MIN_TILE_PEAK = 0.06  # a tile whose phase-correlation peak is lower gets no shift
 LOCAL_REACH = 10  # the largest local shift (pixels, either axis) a tile may take
 LOCAL_GAIN = 0.8  # a tile keeps its local shift where it leaves at most this share of the global difference
@@ -224,18 +224,11 @@ def _tile_slopes(
     """Per tile (:func:`_tile_fraction`) of two aligned ``(H, W)`` planes: the shift ``(rx, ry)`` of
     ``sb`` relative to ``sa`` from the tile's phase slope, and whether the tile counts."""
     n = SLOPE_TILE
-    win = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
-
-    def spectra(g: FloatArray) -> npt.NDArray[np.complexfloating]:
-        t = np.lib.stride_tricks.sliding_window_view(g, (n, n))[:: n // 2, :: n // 2]
-        out: npt.NDArray[np.complexfloating] = np.fft.rfft2((t - t.mean(axis=(-2, -1), keepdims=True)) * win)
-        return out
-
     u, v = np.fft.rfftfreq(n)[None, :], np.fft.fftfreq(n)[:, None]
     sel = (u < SLOPE_BAND) & (np.abs(v) < SLOPE_BAND)
     sel[0, 0] = False
     uu, vv = (np.broadcast_to(f, sel.shape)[sel] * (2 * np.pi) for f in (u, v))
-    c = (spectra(sb) * np.conj(spectra(sa)))[..., sel]  # (ny, nx, frequencies)
+    c = (_tile_spectra(sb, n) * np.conj(_tile_spectra(sa, n)))[..., sel]  # (ny, nx, frequencies)
     wt, phase = np.sqrt(np.abs(c)), np.angle(c)
     # weighted least squares per tile: phase = -(uu rx + vv ry), by its 2 x 2 normal equations
     suu, suv, svv = (wt * uu * uu).sum(-1), (wt * uu * vv).sum(-1), (wt * vv * vv).sum(-1)
@@ -246,6 +239,15 @@ def _tile_slopes(
     strength = wt.sum(-1)
     ok = (misfit < SLOPE_FIT) & (strength >= 0.5 * np.median(strength)) & (np.abs(rx) < 1) & (np.abs(ry) < 1)
     return rx, ry, ok
+
+
+def _tile_spectra(g: FloatArray, n: int) -> npt.NDArray[np.complexfloating]:
+    """Spectra of the ``n x n`` tiles of an ``(H, W)`` plane every ``n // 2`` pixels, each less its
+    mean and Hann-windowed: ``(ny, nx, n, n // 2 + 1)`` (``rfft2``)."""
+    win = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
+    t = np.lib.stride_tricks.sliding_window_view(g, (n, n))[:: n // 2, :: n // 2]
+    out: npt.NDArray[np.complexfloating] = np.fft.rfft2((t - t.mean(axis=(-2, -1), keepdims=True)) * win)
+    return out
 
 
 def _vertex(lo: float, mid: float, hi: float) -> float:
@@ -278,15 +280,7 @@ def tile_shifts(ref: FloatArray, mov: FloatArray) -> tuple[FloatArray, FloatArra
     ``(dx, dy)``, each ``(ny, nx)`` float32 for the tiles at ``TILE_STEP * (i, j)``, phase correlation
     with a parabola through the peak (content at ``p`` in ``ref`` is at ``p + (dx, dy)`` in ``mov``);
     0 where the peak is beyond :data:`LOCAL_REACH` or weaker than :data:`MIN_TILE_PEAK`."""
-    win = np.outer(np.hanning(TILE), np.hanning(TILE)).astype(np.float32)
-
-    def spectrum(g: FloatArray) -> npt.NDArray[np.complexfloating]:
-        t = np.lib.stride_tricks.sliding_window_view(g, (TILE, TILE))[::TILE_STEP, ::TILE_STEP]
-        t = t - t.mean(axis=(-2, -1), keepdims=True)
-        out: npt.NDArray[np.complexfloating] = np.fft.rfft2(t * win)
-        return out
-
-    cross = spectrum(mov) * np.conj(spectrum(ref))
+    cross = _tile_spectra(mov, TILE) * np.conj(_tile_spectra(ref, TILE))
     r = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=(TILE, TILE)).astype(np.float32)
     ny, nx = r.shape[:2]
     flat = r.reshape(ny, nx, -1)

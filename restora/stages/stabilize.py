@@ -3,7 +3,8 @@ intentional camera moves (classical, no model).
 
 Translation only. The stage measures the global shift between consecutive frames by phase
 correlation of their gray level (Hann-windowed, on a copy at most :data:`MEASURE_WIDTH` pixels
-wide, sub-pixel from the median of tiles' phase slopes), chains the shifts into a camera path, smooths the
+wide, sub-pixel from the phase slope of the cross-power spectrum, or from the median of tiles' slopes
+where a second motion bends it), chains the shifts into a camera path, smooths the
 path over ``window`` frames on each side with a local linear fit (``restora.stages.temporal``: a
 steady pan passes through; the window stops at cuts), and moves each frame by the difference
 between the smoothed and the measured path with a Keys cubic (a = -0.5) resampler. Corrections
@@ -12,8 +13,8 @@ the edge pixels (the frame keeps its size; crop afterwards if the strip shows).
 
 Not corrected: rotation, zoom and rolling-shutter wobble. A moving object smaller than about half
 the frame does not move the measured shift (the motion that matches most of the picture is taken,
-its fraction the median of the tiles that moved with it); parallax and objects covering most of the
-frame do. A correction under :data:`MIN_MOVE` is not made. No pixel is
+its fraction, where the object bends it, the median of the tiles that moved with it); parallax and
+objects covering most of the frame do. A correction under :data:`MIN_MOVE` is not made. No pixel is
 synthesized beyond the repeated edge strip, which the report's ``max_shift`` bounds.
 """
 
