@@ -10,6 +10,7 @@ from prefect import flow, runtime
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from restora import media, telemetry
+from restora.containers import carry_plan
 from restora.errors import ConfigError
 from restora.s3 import parse_uri
 from restora.spec import RestoreSpec
@@ -23,10 +24,12 @@ from tasks.shots import detect_shots_task
 
 def validate(spec: RestoreSpec, info: media.MediaInfo | None = None) -> None:
     """Fail fast, before any work, on a spec that cannot succeed; with the source's ``info`` also on
-    an output the source cannot have (odd 4:2:0 size, 8-bit HDR)."""
+    an output the source cannot have (odd 4:2:0 size, 8-bit HDR, MXF at a rate or size it cannot
+    hold) or a source stream the output container cannot store (subtitles into MXF, SubRip into MP4)."""
     media.output_format(spec.output)
     if info is not None:
         media.choose_encode(info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth)
+        carry_plan(info, spec.output)  # a stream the container cannot hold fails now, not after the restore
     spec.resolved_stages()
     for uri in (spec.input, spec.output):
         if uri.startswith("s3://"):

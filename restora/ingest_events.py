@@ -31,6 +31,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from restora.containers import OUTPUT_CONTAINERS
 from restora.errors import ConfigError, InputError, StorageError
 from restora.settings import IngestRule
 from restora.spec import RestoreSpec
@@ -41,9 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Output containers Restora writes; other inputs (.mxf, .ts, .avi, ...) are restored into Matroska,
-# which holds any audio or subtitle codec the source may carry.
-_OUTPUT_EXTS = (".mp4", ".mov", ".mkv")
+# An input in a container Restora writes (MP4, MOV, Matroska, MXF, MPEG-TS, ...) is restored into
+# the same one; others (.avi, .mpg, ...) into Matroska, which holds any audio or subtitle codec.
+_OUTPUT_EXTS = tuple(OUTPUT_CONTAINERS)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ from av.video.stream import VideoStream
 from pydantic import BaseModel
 
 from restora.color import Frames
+from restora.containers import OUTPUT_CONTAINERS as OUTPUT_CONTAINERS
+from restora.containers import carry_plan, check_mxf_video, pcm_packets, pcm_stream
+from restora.containers import output_format as output_format
 from restora.errors import ConfigError, InputError, UnsupportedInputError
 
 U8 = npt.NDArray[np.uint8]
@@ -1006,7 +1009,7 @@ def read_frames(
 class EncodeParams(BaseModel):
     """How the video stream of an output is encoded (the same for every chunk of a run)."""
 
-    codec: str  # "libx264", "libx265" (HDR), "prores_ks" (ProRes sources) or "ffv1" (lossless)
+    codec: str  # "libx264", "libx265" (HDR), "prores_ks" (ProRes sources), "ffv1" (lossless) or "dnxhd" (MXF)
     pix_fmt: str
     width: int
     height: int
@@ -1017,7 +1020,7 @@ class EncodeParams(BaseModel):
     preset: str = "fast"
     sample_aspect_ratio: str | None = None
     hdr: HdrInfo | None = None
-    profile: str | None = None  # prores_ks: the source's ProRes profile number (PRORES_PROFILES)
+    profile: str | None = None  # prores_ks: the source's ProRes profile number (PRORES_PROFILES); dnxhd: DNxHR profile
 
     @property
     def bits(self) -> int:
@@ -1036,23 +1039,13 @@ class EncodeParams(BaseModel):
             return {"crf": f"{self.crf:g}", "preset": self.preset, "x265-params": ":".join(params)}
         if self.codec == "ffv1":
             return {"level": "3", "slicecrc": "1", "g": "1"}
+        if self.codec == "dnxhd":
+            return {"profile": self.profile or "dnxhr_hq"}
         return {}
 
 
 # FFmpeg's names of the ProRes profiles -> prores_ks ``profile`` numbers.
 PRORES_PROFILES = {"Proxy": "0", "LT": "1", "Standard": "2", "HQ": "3", "4444": "4", "XQ": "5"}
-
-OUTPUT_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".nut": "nut"}
-
-
-def output_format(path: str | os.PathLike[str]) -> str:
-    """FFmpeg muxer name for an output path's extension, or :class:`ConfigError`."""
-    ext = Path(path).suffix.lower()
-    if ext not in OUTPUT_CONTAINERS:
-        raise ConfigError(
-            f"unsupported output extension {ext or '(none)'!r}: use one of {', '.join(OUTPUT_CONTAINERS)}"
-        )
-    return OUTPUT_CONTAINERS[ext]
 
 
 def choose_encode(
@@ -1073,6 +1066,10 @@ def choose_encode(
       level) written as SEI: what HDR10 and HLG delivery expects, and what 8-bit would band.
     - ProRes sources stay ProRes (the same profile, 4:2:2 or 4:4:4 10-bit) in MOV/Matroska: the
       mezzanine a post-production chain expects back (intra-only, so chunks join at any frame).
+    - MXF output is DNxHR (intra-only, what playout and Avid ingest take): HQ (8-bit 4:2:2) for
+      8-bit sources, HQX (10-bit 4:2:2) for deeper or HDR ones, 444 (10-bit 4:4:4) for 4:4:4 and
+      RGB sources; 4:2:0 becomes 4:2:2. Constant frame rate at an MXF edit rate and at least
+      256x120 (:func:`restora.containers.check_mxf_video`).
     - Everything else is H.264 at the source's chroma subsampling, High 10 for sources deeper than 8 bits.
     """
     v = info.video
@@ -1082,7 +1079,14 @@ def choose_encode(
         raise ConfigError("an HDR (PQ/HLG) source needs 10-bit output: 8 bits would band it; drop --bit-depth 8")
     sub = "444" if ("444" in v.pix_fmt or v.is_rgb) else "422" if "422" in v.pix_fmt else "420"
     hdr, profile = None, None
-    if v.lossless and fmt in ("matroska", "nut"):
+    if fmt == "mxf":
+        check_mxf_video(v.width * scale, v.height * scale, v.frame_rate, v.vfr)
+        codec = "dnxhd"
+        if sub == "444":
+            profile, pix_fmt = "dnxhr_444", "yuv444p10le"
+        else:
+            profile, pix_fmt = ("dnxhr_hqx", "yuv422p10le") if deep else ("dnxhr_hq", "yuv422p")
+    elif v.lossless and fmt in ("matroska", "nut"):
         codec = "ffv1"
         depth = "" if not deep else next(f"{d}le" for d in (10, 12, 16) if max(v.bit_depth, 10) <= d)
         pix_fmt = ("bgr0" if not deep else f"gbrp{depth}") if v.is_rgb else f"yuv{sub}p{depth}"
@@ -1228,17 +1232,19 @@ def package(
     info: MediaInfo,
     output: str | os.PathLike[str],
 ) -> dict[str, Any]:
-    """Concatenate encoded chunks into ``output`` and mux the source's audio, subtitles and chapters untouched.
+    """Concatenate encoded chunks into ``output`` and mux the source's audio, subtitles and chapters.
 
     ``chunks`` are ``(path, first_pts)`` pairs: ``first_pts`` is the source PTS of the chunk's first
     frame. Edit-list rounding or containers without negative timestamps can shift a chunk by a few
     ticks; that shift is measured and undone here, so every frame keeps exactly its source PTS.
     Video packets are copied (no re-encode); decode timestamps are kept monotonic across chunk
     joins. Audio and subtitle packets are copied from the source as they are (bit-identical
-    payloads). Packets of all streams are interleaved by time.
+    payloads), except into MXF, whose audio is 24-bit PCM at 48 kHz aligned to the first frame
+    (:func:`restora.containers.carry_plan`). Packets of all streams are interleaved by time.
 
     Returns:
-        Counts of packets written per stream kind.
+        Counts of packets written per stream kind, and under ``"pcm"`` the source stream indices
+        that were decoded to PCM.
 
     Raises:
         ConfigError: a source stream's codec cannot be stored in the chosen container.
@@ -1246,8 +1252,10 @@ def package(
     out_path = Path(output)
     fmt = output_format(out_path)
     src = Path(source)
-    carried = [*info.audio, *info.subtitles]
-    counts = {"video": 0, "audio": 0, "subtitle": 0}
+    carried = {s.index: s for s in [*info.audio, *info.subtitles]}
+    plan = carry_plan(info, out_path)
+    counts: dict[str, Any] = {"video": 0, "audio": 0, "subtitle": 0}
+    src_tb = Fraction(info.video.time_base)
     with (
         av.open(str(chunks[0][0])) as first,
         av.open(str(src)) as source_c,
@@ -1260,21 +1268,24 @@ def package(
             vout.codec_tag = "hvc1"  # what Apple players require (FFmpeg's default is hev1)
         if tmpl.codec_context.name == "prores":
             vout.codec_tag = tmpl.codec_context.codec_tag  # the fourcc names the profile (apch: 422 HQ)
+        if fmt == "mxf":  # one edit unit per frame: the muxer takes its edit rate from these
+            vout.time_base = 1 / Fraction(info.video.frame_rate)
+            vout.codec_context.framerate = Fraction(info.video.frame_rate)
         if info.video.timecode:
-            # MOV/MP4 muxers make a tmcd track of it (counting at the stream's frame rate), Matroska a tag
+            # MOV/MP4 muxers make a tmcd track of it (counting at the stream's frame rate), Matroska a
+            # tag, MXF the material package's timecode track
             vout.metadata["timecode"] = info.video.timecode
             vout.codec_context.framerate = Fraction(info.video.frame_rate)
         mapping: dict[int, Any] = {}
-        for s in carried:
-            sin = source_c.streams[s.index]
-            if sin.codec_context is None or sin.codec_context.name not in out.supported_codecs:
-                raise ConfigError(
-                    f"{s.type} stream {s.index} ({s.codec}) cannot be stored in {fmt}; choose another output extension"
-                )
+        for idx, how in plan.items():
+            if how == "pcm":
+                mapping[idx] = pcm_stream(out, carried[idx])
+                continue
+            sin = source_c.streams[idx]
             so = out.add_stream_from_template(sin)
             so.time_base = sin.time_base
             so.metadata.update(dict(sin.metadata))
-            mapping[s.index] = so
+            mapping[idx] = so
         out.set_chapters(source_c.chapters())  # frames keep their source PTS: the marks stay valid
         out.start_encoding()
 
@@ -1284,7 +1295,6 @@ def package(
         # one constant decode delay (stored by MP4/MOV as an edit list).
         # ``first_pts`` is in the source's time base; a muxer may have chosen a finer one for the chunk
         # (NUT, the lossless chunks' container, doubles a 1/1000 base up to 1/64000): compare in the chunk's.
-        src_tb = Fraction(info.video.time_base)
         plans = []
         for ch, first_src_pts in chunks:
             with av.open(str(ch)) as c:
@@ -1316,6 +1326,12 @@ def package(
                     yield float(t * pkt.time_base), 0, pkt
 
         def other_packets(idx: int) -> Iterator[tuple[float, int, av.Packet[Any]]]:
+            if plan[idx] == "pcm":
+                start_s = float(chunks[0][1] * src_tb)
+                for pkt in pcm_packets(src, idx, mapping[idx], start_s):
+                    assert pkt.pts is not None and pkt.time_base is not None
+                    yield float(pkt.pts * pkt.time_base), 1 + idx, pkt
+                return
             with av.open(str(src)) as c:
                 for pkt in c.demux(c.streams[idx]):
                     if pkt.size == 0:
@@ -1333,6 +1349,7 @@ def package(
                 pkt.stream = so
                 counts[so.type] += 1
             out.mux(pkt)
+    counts["pcm"] = [i for i, how in plan.items() if how == "pcm"]
     return counts
 
 

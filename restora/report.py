@@ -94,7 +94,7 @@ def build_report(
     chunks: list[ChunkRef],
     stages: list[dict[str, Any]],
     output_info: MediaInfo,
-    packets: dict[str, int],
+    packets: dict[str, Any],
     fades: list[dict[str, Any]],
     run_id: str,
     seconds: dict[str, float],
@@ -130,6 +130,9 @@ def build_report(
         s["start_s"] = min(s["start_s"], c.chunk.start_s)
         s["end_s"] = max(s["end_s"], c.chunk.end_s)
         s["chunks"] += 1
+    signal = signal_report(asset.source, output_info.video, asset.info.video)
+    if asset.info.chapters and not output_info.chapters:
+        signal["not_carried"].append("chapters")  # MXF and MPEG-TS have no chapter marks
     return {
         "restora_report": 1,
         "run_id": run_id,
@@ -141,7 +144,7 @@ def build_report(
             "probe": {**asset.info.model_dump(), "video": asset.source.model_dump()},
         },
         "output": {"uri": spec.output, "probe": output_info.model_dump(), "packets": packets},
-        "signal": signal_report(asset.source, output_info.video, asset.info.video),
+        "signal": signal,
         "preset": spec.preset,
         "scale": spec.scale,
         "shots": sorted(shots.values(), key=lambda s: s["shot"]),
@@ -171,7 +174,9 @@ def build_report(
             "stages": stages,
             "synthesized_pixels": any(bool(s.get("synthesizes")) for s in stages),
             "deinterlace": asset.info.video.deinterlace,
-            "encode": {"crf": spec.crf, "x264_preset": spec.x264_preset},
+            "encode": {"codec": output_info.video.codec, "crf": spec.crf, "x264_preset": spec.x264_preset},
+            # audio streams (source indices) decoded to 24-bit 48 kHz PCM, aligned to the first frame (MXF)
+            "audio_to_pcm": packets.get("pcm", []),
             "spec": [st.model_dump() for st in spec.resolved_stages()],
         },
     }

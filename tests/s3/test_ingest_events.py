@@ -184,10 +184,12 @@ def _ev(key: str, etag: str = "e1", bucket: str = "ingest") -> ObjectCreated:
       IngestRule(bucket="ingest", prefix="incoming/", preset="fidelity", output_bucket="masters"),
       "s3://masters/fidelity/show/ep1.x2.mp4"),
      ("tape 7.MXF", IngestRule(bucket="ingest", preset="forensic", scale=4, output_bucket="masters"),
-      "s3://masters/forensic/tape 7.x4.mkv"),
+      "s3://masters/forensic/tape 7.x4.mxf"),
+     ("old/tape 8.avi", IngestRule(bucket="ingest", preset="forensic", scale=2, output_bucket="masters"),
+      "s3://masters/forensic/old/tape 8.x2.mkv"),
      ("in/a.mov", IngestRule(bucket="ingest", prefix="in/", preset="fidelity", scale=1),
       "s3://assets/fidelity/a.x1.mov")],
-    ids=["keeps-folders", "mxf-to-mkv", "default-bucket"],
+    ids=["keeps-folders", "mxf-stays-mxf", "avi-to-mkv", "default-bucket"],
 )  # fmt: skip
 def test_output_uri(key: str, rule: IngestRule, uri: str) -> None:
     assert output_uri(_ev(key), rule, "assets") == uri

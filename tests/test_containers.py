@@ -1,0 +1,282 @@
+"""Broadcast delivery containers: MXF OP1a (DNxHR, 24-bit PCM aligned to the picture, timecode) and
+MPEG-TS, and the check that refuses a source stream a container cannot hold before any work."""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from restora import media
+from restora.containers import carry_plan, output_format
+from restora.errors import ConfigError
+from tests.conftest import cut_frames, make_clip, one_chunk
+
+TONE_HZ = 440.0
+TONE_AMP = 0.3
+
+
+def tone_clip(
+    path: Path, audio_start_s: float, video_start_s: float = 0.0, rate: int = 44100, channels: int = 2
+) -> Path:
+    """Matroska: 25 frames of 256x128 H.264 at 25 fps from ``video_start_s``, and 16-bit PCM audio
+    (``rate`` Hz, ``channels``) of a 440 Hz sine whose phase is 0 at ``audio_start_s``, lasting past
+    the video's end."""
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[channels]
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 256, 128, "yuv420p"
+        vs.codec_context.options = {"crf": "18", "preset": "ultrafast"}
+        aus = out.add_stream("pcm_s16le", rate=rate)
+        aus.layout = layout  # type: ignore[union-attr]
+        v0 = round(video_start_s * 25)
+        for i, rgb in enumerate(cut_frames(25, [], h=128, w=256)):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = v0 + i, Fraction(1, 25)
+            out.mux(vs.encode(f))
+        out.mux(vs.encode())
+        n = int(rate * (video_start_s + 1.5 - audio_start_s))
+        wave = TONE_AMP * np.sin(2 * np.pi * TONE_HZ * np.arange(n) / rate)
+        pcm = np.repeat((wave * 32767).astype(np.int16)[:, None], channels, 1)
+        a0 = round(audio_start_s * rate)
+        for i in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(pcm[i : i + 1024].reshape(1, -1).copy(), format="s16", layout=layout)
+            af.sample_rate, af.pts, af.time_base = rate, a0 + i, Fraction(1, rate)
+            out.mux(aus.encode(af))
+        out.mux(aus.encode())
+    return path
+
+
+def decoded_audio(path: Path) -> tuple[np.ndarray, int]:
+    """The first audio stream as float ``(samples, channels)`` in [-1, 1], and its sample rate."""
+    with av.open(str(path)) as c:
+        st = c.streams.audio[0]
+        parts = [f.to_ndarray().reshape(-1, st.channels) for f in c.decode(st)]
+        scale = 2.0**31 if parts[0].dtype == np.int32 else 2.0**15
+        return np.concatenate(parts).astype(np.float64) / scale, st.sample_rate
+
+
+def aac_payloads(path: Path) -> list[bytes]:
+    """The raw AAC frames of the first audio stream, less the ADTS header (7 or 9 bytes) that a
+    transport stream puts before each (MP4 stores them bare)."""
+    with av.open(str(path)) as c:
+        frames = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+    return [f[(7 if f[1] & 1 else 9) :] if f[:2] in (b"\xff\xf1", b"\xff\xf9") else f for f in frames]
+
+
+def test_output_extensions_name_the_broadcast_containers() -> None:
+    assert output_format("a.MXF") == "mxf" and output_format("b.ts") == "mpegts"
+    with pytest.raises(ConfigError, match="unsupported output extension"):
+        output_format("c.m2ts")
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "codec", "profile", "out_fmt"),
+    [
+        ("yuv420p", "libx264", "dnxhr_hq", "yuv422p"),
+        ("yuv420p10le", "libx264", "dnxhr_hqx", "yuv422p10le"),
+        ("yuv444p", "libx264", "dnxhr_444", "yuv444p10le"),
+        ("bgr0", "ffv1", "dnxhr_444", "yuv444p10le"),
+    ],
+)
+def test_mxf_video_is_dnxhr_at_the_source_depth_and_subsampling(
+    pix_fmt: str, codec: str, profile: str, out_fmt: str, tmp_path: Path
+) -> None:
+    src = make_clip(tmp_path / "s.mkv", cut_frames(2, [], h=64, w=128), codec=codec, pix_fmt=pix_fmt)
+    enc = media.choose_encode(media.probe(src), 2, "o.mxf", 16, "fast")
+    assert (enc.codec, enc.profile, enc.pix_fmt, enc.options()) == ("dnxhd", profile, out_fmt, {"profile": profile})
+
+
+def test_mxf_refuses_a_picture_it_cannot_hold(tmp_path: Path) -> None:
+    small = media.probe(make_clip(tmp_path / "s.mp4", cut_frames(3, [], h=64, w=128)))
+    with pytest.raises(ConfigError, match="below DNxHR's 256x120"):
+        media.choose_encode(small, 1, "o.mxf", 16, "fast")
+    media.choose_encode(small, 2, "o.mxf", 16, "fast")  # 256x128: enough
+    odd_rate = media.probe(
+        make_clip(tmp_path / "r.mp4", cut_frames(3, [], h=64, w=128), rate=Fraction(15), time_base=Fraction(1, 15))
+    )
+    with pytest.raises(ConfigError, match="no edit rate 15/1"):
+        media.choose_encode(odd_rate, 2, "o.mxf", 16, "fast")
+    pts = [0, 3000, 6000, 12000, 15000, 21000, 24000, 27000]  # 1/90000: 30 fps with frames missing
+    vfr = media.probe(make_clip(tmp_path / "v.mp4", cut_frames(8, [], h=64, w=128), pts=pts))
+    assert vfr.video.vfr
+    with pytest.raises(ConfigError, match="constant frame rate"):
+        media.choose_encode(vfr, 2, "o.mxf", 16, "fast")
+
+
+def test_carry_plan_follows_each_containers_rules(tmp_path: Path) -> None:
+    """Per stream: copy, PCM (MXF audio), or a ConfigError naming the stream. The muxers' own codec
+    tables decide for MP4/MOV/Matroska, so PGS subtitles go into Matroska (PyAV's encoder-only
+    ``supported_codecs``, checked before, refused them: FFmpeg has no PGS encoder)."""
+    info = media.probe(make_clip(tmp_path / "s.mp4", cut_frames(2, [], h=64, w=128), audio_seconds=0.1))
+    audio = info.audio[0]
+
+    def with_streams(*codecs: tuple[str, str]) -> media.MediaInfo:
+        streams = [audio.model_copy(update={"index": 1 + i, "type": t, "codec": c}) for i, (t, c) in enumerate(codecs)]
+        return info.model_copy(
+            update={
+                "audio": [s for s in streams if s.type == "audio"],
+                "subtitles": [s for s in streams if s.type != "audio"],
+            }
+        )
+
+    assert carry_plan(with_streams(("audio", "aac"), ("audio", "pcm_s24le")), "o.mxf") == {1: "pcm", 2: "pcm"}
+    assert carry_plan(with_streams(("audio", "aac"), ("subtitle", "hdmv_pgs_subtitle")), "o.mkv") == {
+        1: "copy",
+        2: "copy",
+    }
+    assert carry_plan(with_streams(("audio", "pcm_s24le"), ("subtitle", "mov_text")), "o.mp4") == {1: "copy", 2: "copy"}
+    assert carry_plan(with_streams(("audio", "ac3"), ("subtitle", "dvb_teletext")), "o.ts") == {1: "copy", 2: "copy"}
+    refused = [
+        ("o.mxf", ("subtitle", "subrip"), "subtitle stream 1 \\(subrip\\) cannot go into .mxf: MXF holds no subtitle"),
+        ("o.mp4", ("subtitle", "subrip"), "mp4 cannot store subrip"),
+        ("o.mkv", ("subtitle", "mov_text"), "matroska cannot store mov_text"),
+        ("o.ts", ("subtitle", "subrip"), "a transport stream carries only"),
+        ("o.ts", ("audio", "pcm_s24le"), "audio stream 1 \\(pcm_s24le\\)"),
+    ]
+    for output, stream, message in refused:
+        with pytest.raises(ConfigError, match=message):
+            carry_plan(with_streams(stream), output)
+
+
+@pytest.mark.parametrize(
+    ("audio_start_s", "video_start_s", "rate", "channels"),
+    # offsets that are not whole periods of the tone, so a misplaced start shows as a phase error
+    [(0.21, 0.0, 44100, 2), (0.0, 0.44, 48000, 1), (0.0, 0.0, 32000, 6)],
+    ids=["audio-starts-late-44k1", "video-starts-late-48k", "aligned-32k-5.1"],
+)
+def test_mxf_audio_is_pcm_48k_at_the_pictures_time(
+    audio_start_s: float, video_start_s: float, rate: int, channels: int, tmp_path: Path
+) -> None:
+    """Whatever the source's rate, channels and start offsets, the MXF's 24-bit 48 kHz audio has every
+    sample at its source time relative to the first picture: silence where the audio had not begun,
+    the part before the first picture cut, and the tone's phase where it was (within 1 ms, lip sync
+    needs 40); the start timecode goes into the MXF."""
+    src = tone_clip(tmp_path / "s.mkv", audio_start_s, video_start_s, rate, channels)
+    info, index = one_chunk(src, tmp_path / "c.mov", "o.mxf")
+    out = tmp_path / "o.mxf"
+    counts = media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out)
+    assert counts["pcm"] == [1]
+    got = media.probe(out)
+    assert (got.container, got.video.codec, got.video.frames, got.video.frame_rate) == ("mxf", "dnxhd", 25, "25/1")
+    (a,) = got.audio
+    assert (a.codec, a.sample_rate, a.channels) == ("pcm_s24le", 48000, channels)
+    pcm, sr = decoded_audio(out)
+    assert np.abs(pcm - pcm[:, :1]).max() < 1e-4  # every channel the same tone, none dropped or swapped
+    t = np.arange(len(pcm)) / sr + video_start_s  # each output sample's time on the source timeline
+    lead = t < audio_start_s
+    want = np.where(lead, 0.0, TONE_AMP * np.sin(2 * np.pi * TONE_HZ * (t - audio_start_s)))
+    assert np.abs(pcm[lead, 0]).max(initial=0) < 1e-6
+    body = slice(int(0.05 * sr) + lead.sum(), int(0.9 * sr))  # away from the resampler's edges
+    # a lag of d seconds leaves a residual of about amp * 2*pi*f*d: 1 ms would give 0.83
+    residual = np.sqrt(np.mean((pcm[body, 0] - want[body]) ** 2)) / (TONE_AMP / np.sqrt(2))
+    assert residual < 0.05, residual
+    onset = np.flatnonzero(np.abs(pcm[:, 0]) > 0.01)[0] / sr + video_start_s
+    assert abs(onset - max(audio_start_s, video_start_s)) < 0.001, onset
+
+
+def test_audio_gap_inside_the_stream_is_kept_as_silence(tmp_path: Path) -> None:
+    """A stream that lost 0.3 s of audio packets (as a transport stream does): the samples after the
+    gap stay at their own times in the MXF (silence fills the gap) instead of sliding 0.3 s early for
+    the rest. NUT keeps the audio's 1/44100 time base (Matroska would round the resumption to 1 ms,
+    a phase error this test would see)."""
+    full = tone_clip(tmp_path / "full.nut", 0.0)
+    src = tmp_path / "gap.nut"
+    with av.open(str(full)) as c, av.open(str(src), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in c.streams}
+        for pkt in c.demux():
+            if pkt.size == 0 or pkt.pts is None or pkt.time_base is None:
+                continue
+            if pkt.stream.type == "audio" and 0.4 <= pkt.pts * pkt.time_base < 0.7:
+                continue
+            pkt.stream = streams[pkt.stream.index]
+            out.mux(pkt)
+    info, index = one_chunk(src, tmp_path / "c.mov", "o.mxf")
+    out_path = tmp_path / "o.mxf"
+    media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out_path)
+    pcm, sr = decoded_audio(out_path)
+    t = np.arange(len(pcm)) / sr
+    want = TONE_AMP * np.sin(2 * np.pi * TONE_HZ * t)
+    after = (t > 0.75) & (t < 0.95)
+    assert np.sqrt(np.mean((pcm[after, 0] - want[after]) ** 2)) < 0.02
+    hole = (t > 0.42) & (t < 0.68)
+    assert np.abs(pcm[hole, 0]).max() < 1e-6
+
+
+def test_transport_stream_copies_audio_and_reports_what_it_drops(tmp_path: Path) -> None:
+    """MPEG-TS: H.264 and AAC copied as they are; the timecode and chapters it cannot hold are named
+    by the report (``signal.not_carried``), not silently lost."""
+    src = make_clip(tmp_path / "s.mp4", cut_frames(10, [], h=64, w=128), audio_seconds=0.4, timecode="01:00:00:00")
+    info, index = one_chunk(src, tmp_path / "c.mov", "o.ts")
+    out = tmp_path / "o.ts"
+    counts = media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out)
+    got = media.probe(out)
+    assert (got.container, got.video.codec, got.video.frames, counts["pcm"]) == ("mpegts", "h264", 10, [])
+    assert aac_payloads(out) == aac_payloads(src)  # the audio untouched, only framed for the transport stream
+    assert got.video.timecode is None
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_restore_to_mxf_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``restora restore in.mkv -o out.mxf``: DNxHR at twice the size, the source's timecode in the
+    MXF, AAC audio as aligned PCM, chapters named as not carried in the report and on the console."""
+    from restora.cli import main
+
+    src = make_clip(tmp_path / "s.mov", cut_frames(20, [2, 11], h=64, w=128), audio_seconds=0.8, timecode="10:00:00:00")
+    with_chapters = tmp_path / "c.mkv"
+    with av.open(str(src)) as c, av.open(str(with_chapters), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in (c.streams.video[0], c.streams.audio[0])}
+        streams[c.streams.video[0].index].metadata["timecode"] = "10:00:00:00"
+        out.set_chapters(
+            [{"id": 1, "start": 0, "end": 400, "time_base": Fraction(1, 1000), "metadata": {"title": "A"}}]
+        )
+        for pkt in c.demux(*(c.streams[i] for i in streams)):
+            if pkt.size:
+                pkt.stream = streams[pkt.stream.index]
+                out.mux(pkt)
+    out = tmp_path / "o.mxf"
+    assert main(["restore", str(with_chapters), "-o", str(out), "--scale", "2", "--chunk-frames", "8"]) == 0
+    got = media.probe(out)
+    assert (got.video.codec, got.video.width, got.video.height, got.video.frames) == ("dnxhd", 256, 128, 20)
+    assert got.video.timecode == "10:00:00:00" and got.audio[0].codec == "pcm_s24le"
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["signal"]["not_carried"] == ["chapters"]
+    assert report["provenance"]["audio_to_pcm"] == [1] and report["provenance"]["encode"]["codec"] == "dnxhd"
+    assert "chapters" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_stream_the_container_cannot_hold_fails_before_any_work(tmp_path: Path) -> None:
+    """SubRip subtitles into MXF: refused when the source is probed, before a chunk is restored."""
+    from flows.restore_video import run
+    from restora.settings import get_settings
+    from restora.spec import RestoreSpec
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,200 --> 00:00:00,700\nHello\n")
+    src = tmp_path / "sub.mkv"
+    with av.open(str(srt)) as subs, av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 128, 64, "yuv420p"
+        so = out.add_stream_from_template(subs.streams.subtitles[0])
+        for i, rgb in enumerate(cut_frames(10, [], h=64, w=128)):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts = i
+            out.mux(vs.encode(f))
+        out.mux(vs.encode())
+        for pkt in subs.demux(subs.streams.subtitles[0]):
+            if pkt.size:
+                pkt.stream = so
+                out.mux(pkt)
+    with pytest.raises(ConfigError, match=re.escape("subtitle stream 1 (subrip) cannot go into .mxf")):
+        run(RestoreSpec(input=str(src), output=str(tmp_path / "o.mxf"), scale=2))
+    assert not (tmp_path / "o.mxf").exists()
+    store = Path(get_settings().storage.root)
+    assert not list(store.rglob("chunks/*")), "a chunk was restored before the refusal"
