@@ -81,9 +81,12 @@ class ProgressBar:
 
 
 def default_output(inp: str, lossless: bool) -> str:
-    """``clip.mp4`` -> ``clip.restored.mp4`` beside it (``.mkv`` for lossless or unusual containers)."""
+    """``clip.mp4`` -> ``clip.restored.mp4`` beside it: the source's container where Restora writes
+    it (MXF and MPEG-TS included), ``.mp4`` for others, ``.mkv`` for lossless sources."""
+    from restora.containers import OUTPUT_CONTAINERS
+
     p = Path(inp)
-    ext = p.suffix.lower() if p.suffix.lower() in (".mp4", ".mov", ".mkv") else ".mp4"
+    ext = p.suffix.lower() if p.suffix.lower() in OUTPUT_CONTAINERS else ".mp4"
     if lossless:
         ext = ".mkv"
     return str(p.with_name(p.stem + ".restored" + ext))
@@ -149,6 +152,8 @@ def cmd_restore(a: argparse.Namespace) -> int:
         f"{', ' + hdr['format'].upper() if hdr else ''}"
         f"{deinterlace_text(report['signal'])}"
     )
+    if pcm := report["provenance"]["audio_to_pcm"]:
+        print(f"audio:   stream {', '.join(map(str, pcm))} as 24-bit 48 kHz PCM, aligned to the first frame")
     if lost := report["signal"]["not_carried"]:
         print(f"warning: the source's {', '.join(lost)} could not be carried over")
     print(f"report:  {result['report']}")
@@ -332,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("restore", help="restore a video (runs the restore-video flow)")
     r.add_argument("input")
-    r.add_argument("-o", "--output", help="output file; extension picks the container (.mp4 .mov .mkv)")
+    r.add_argument("-o", "--output", help="output file; extension picks the container (.mp4 .mov .mkv .mxf .ts)")
     r.add_argument("--scale", type=int, choices=(1, 2, 4), default=2)
     r.add_argument("--preset", default="fidelity", choices=("fidelity", "forensic", "broadcast", "archival-film"))
     r.add_argument(

@@ -133,6 +133,10 @@ def build_report(
     signal = signal_report(asset.source, output_info.video, asset.info.video)
     if asset.info.chapters and not output_info.chapters:
         signal["not_carried"].append("chapters")  # MXF and MPEG-TS have no chapter marks
+    pairs = zip(asset.info.audio, output_info.audio, strict=False)
+    if any(a.layout and not a.layout.endswith("channels") and a.layout != b.layout for a, b in pairs):
+        # MXF as FFmpeg writes it has no channel labels: "6 channels" in FFmpeg's order (L R C LFE Ls Rs)
+        signal["not_carried"].append("audio_channel_layout")
     return {
         "restora_report": 1,
         "run_id": run_id,

@@ -70,9 +70,16 @@ def aac_payloads(path: Path) -> list[bytes]:
 
 
 def test_output_extensions_name_the_broadcast_containers() -> None:
+    from restora.cli import default_output
+
     assert output_format("a.MXF") == "mxf" and output_format("b.ts") == "mpegts"
     with pytest.raises(ConfigError, match="unsupported output extension"):
         output_format("c.m2ts")
+    # without -o, a broadcast source is delivered in its own container
+    assert default_output("/in/tape.MXF", False) == "/in/tape.restored.mxf"
+    assert default_output("/in/feed.ts", False) == "/in/feed.restored.ts"
+    assert default_output("/in/old.avi", False) == "/in/old.restored.mp4"
+    assert default_output("/in/master.mxf", True) == "/in/master.restored.mkv"
 
 
 @pytest.mark.parametrize(
@@ -225,7 +232,8 @@ def test_transport_stream_copies_audio_and_reports_what_it_drops(tmp_path: Path)
 @pytest.mark.usefixtures("prefect_harness")
 def test_restore_to_mxf_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``restora restore in.mkv -o out.mxf``: DNxHR at twice the size, the source's timecode in the
-    MXF, AAC audio as aligned PCM, chapters named as not carried in the report and on the console."""
+    MXF, AAC audio as aligned PCM, chapters and the mono label (MXF here has no channel labels)
+    named as not carried in the report and on the console."""
     from restora.cli import main
 
     src = make_clip(tmp_path / "s.mov", cut_frames(20, [2, 11], h=64, w=128), audio_seconds=0.8, timecode="10:00:00:00")
@@ -246,9 +254,11 @@ def test_restore_to_mxf_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (got.video.codec, got.video.width, got.video.height, got.video.frames) == ("dnxhd", 256, 128, 20)
     assert got.video.timecode == "10:00:00:00" and got.audio[0].codec == "pcm_s24le"
     report = json.loads(Path(str(out) + ".report.json").read_text())
-    assert report["signal"]["not_carried"] == ["chapters"]
+    assert report["signal"]["not_carried"] == ["chapters", "audio_channel_layout"]  # MXF: no channel labels
     assert report["provenance"]["audio_to_pcm"] == [1] and report["provenance"]["encode"]["codec"] == "dnxhd"
-    assert "chapters" in capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "audio:   stream 1 as 24-bit 48 kHz PCM" in printed
+    assert "warning: the source's chapters, audio_channel_layout could not be carried over" in printed
 
 
 @pytest.mark.slow
@@ -280,3 +290,51 @@ def test_stream_the_container_cannot_hold_fails_before_any_work(tmp_path: Path) 
     assert not (tmp_path / "o.mxf").exists()
     store = Path(get_settings().storage.root)
     assert not list(store.rglob("chunks/*")), "a chunk was restored before the refusal"
+
+
+def placed_audio(path: Path, origin_s: float) -> tuple[np.ndarray, int]:
+    """The first audio stream decoded to float ``(samples, channels)``, each frame put at its own
+    timestamp, sample 0 at ``origin_s`` on the file's timeline (samples before it dropped)."""
+    with av.open(str(path)) as c:
+        st = c.streams.audio[0]
+        sr, parts = st.sample_rate, []
+        for f in c.decode(st):
+            assert f.pts is not None and f.time_base is not None
+            parts.append((round((float(f.pts * f.time_base) - origin_s) * sr), f.to_ndarray().T))  # fltp -> (n, ch)
+    end = max(at + len(x) for at, x in parts)
+    out = np.zeros((end, parts[0][1].shape[1]))
+    for at, x in parts:
+        keep = x[max(0, -at) :]
+        out[max(0, at) : max(0, at) + len(keep)] = keep
+    return out, sr
+
+
+def test_real_5_1_aac_into_mxf_keeps_every_sample_in_place(data: Path, tmp_path: Path) -> None:
+    """Big Buck Bunny (720p25, 5.1 AAC at 48 kHz) into MXF: six PCM channels in the source's order,
+    each sample equal to the decoded AAC sample at the same time relative to the first picture, to
+    24-bit precision (no resampling at 48 kHz, so nothing but the alignment can differ)."""
+    src = data / "video/misc/bigbuckbunny.mp4"
+    info, index = one_chunk(src, tmp_path / "c.mov", "o.mxf")
+    out = tmp_path / "o.mxf"
+    assert media.package([(tmp_path / "c.mov", index.pts[0])], src, info, out)["pcm"] == [1]
+    got = media.probe(out)
+    assert (got.video.codec, got.video.frames, got.audio[0].channels) == ("dnxhd", 132, 6)
+    pcm, _ = decoded_audio(out)
+    want, sr = placed_audio(src, index.pts[0] * float(Fraction(info.video.time_base)))
+    n = min(len(pcm), len(want))
+    assert sr == 48000 and n > 5 * sr
+    assert np.abs(pcm[:n] - np.clip(want[:n], -1, 1 - 2**-23)).max() < 2**-22
+    assert np.abs(want[:n]).max() > 0.1  # the comparison is over real sound, not silence
+
+
+@pytest.mark.slow
+def test_real_clip_at_a_rate_mxf_lacks_is_refused_in_one_line(data: Path, tmp_path: Path) -> None:
+    """realshort.mp4 runs at 45000/1499 fps, which MXF has no edit rate for: one line, exit 2, nothing written."""
+    from tests.test_cli import cli
+
+    out = tmp_path / "o.mxf"
+    r = cli("restore", str(data / "video/misc/realshort.mp4"), "-o", str(out), "--scale", "2")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("restora: error: MXF has no edit rate 45000/1499"), r.stderr
+    assert not out.exists()
