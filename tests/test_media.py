@@ -108,12 +108,12 @@ def test_read_frames_range_matches_index_after_seek(data: Path) -> None:
 
 
 def broadcast_stream(path: Path, frames: list[np.ndarray], fmt: str, codec: str, interlaced: bool) -> Path:
-    """``frames`` as a broadcast file: MPEG-TS or MPEG-PS, MPEG-2 or H.264 with B-frames, a GOP of 6
-    frames, interlaced (field/frame-adaptive coding) or progressive, 25 fps."""
+    """``frames`` as a broadcast file: MPEG-TS, MPEG-PS or MXF, MPEG-2 (4:2:2 in MXF) or H.264 with
+    B-frames, a GOP of 6 frames, interlaced (field/frame-adaptive coding) or progressive, 25 fps."""
     with av.open(str(path), "w", format=fmt) as out:
         s = out.add_stream(codec, rate=25)
         s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = "yuv420p"
+        s.pix_fmt = "yuv422p" if fmt == "mxf" else "yuv420p"
         if codec == "mpeg2video":
             s.codec_context.options = {
                 "g": "6",
@@ -137,6 +137,7 @@ def broadcast_stream(path: Path, frames: list[np.ndarray], fmt: str, codec: str,
         ("mpeg", "mpeg2video", False),
         ("mpeg2video", "mpeg2video", True),  # elementary streams: .m2v (timestamps made up by the demuxer) ...
         ("h264", "libx264", True),  # ... and Annex B .264 (none: decoded from the start, frames counted)
+        ("mxf", "mpeg2video", True),  # MXF OP1a with long-GOP 4:2:2 MPEG-2, as XDCAM HD422 delivers
     ],
 )
 def test_chunks_of_transport_and_program_streams_decode_as_one_pass(
@@ -148,7 +149,7 @@ def test_chunks_of_transport_and_program_streams_decode_as_one_pass(
     now every chunk, interlaced or not, decodes to exactly the frames of one pass. Raw elementary
     streams, the other broadcast deliverable, too, at frame and at field rate."""
     frames = media.first_frames(data / "video/misc/realshort.mp4", 30)
-    ext = {"mpegts": "ts", "mpeg": "mpg", "mpeg2video": "m2v", "h264": "264"}[fmt]
+    ext = {"mpegts": "ts", "mpeg": "mpg", "mpeg2video": "m2v", "h264": "264", "mxf": "mxf"}[fmt]
     src = broadcast_stream(tmp_path / f"b.{ext}", frames, fmt, codec, interlaced)
     info = media.probe(src)
     assert info.video.interlaced == interlaced
