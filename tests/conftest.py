@@ -126,6 +126,24 @@ def encode_frames(
         out.mux(pkt)
 
 
+def with_subtitles(path: Path, srt: str, frames: list[np.ndarray]) -> Path:
+    """A Matroska file: ``(H, W, 3)`` uint8 RGB frames as H.264 at 25 fps and the SubRip text ``srt``
+    as a subtitle track (stream 1)."""
+    srt_path = path.with_suffix(".srt")
+    srt_path.write_text(srt)
+    h, w = frames[0].shape[:2]
+    with av.open(str(srt_path)) as subs, av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        so = out.add_stream_from_template(subs.streams.subtitles[0])
+        encode_frames(out, vs, frames)
+        for pkt in subs.demux(subs.streams.subtitles[0]):
+            if pkt.size:
+                pkt.stream = so
+                out.mux(pkt)
+    return path
+
+
 def with_display_matrix(src: Path, dst: Path, m: tuple[int, int, int, int]) -> Path:
     """Copy an MP4/MOV with its (single) track's tkhd matrix set to ``(a, b, c, d)`` (each -1, 0, 1),
     as a phone writes its rotation; the translation keeps the picture in the first quadrant."""

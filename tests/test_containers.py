@@ -15,7 +15,7 @@ import pytest
 from restora import media
 from restora.containers import carry_plan, output_format
 from restora.errors import ConfigError
-from tests.conftest import cut_frames, make_clip, one_chunk
+from tests.conftest import cut_frames, make_clip, one_chunk, with_subtitles
 
 TONE_HZ = 440.0
 TONE_AMP = 0.3
@@ -269,22 +269,9 @@ def test_stream_the_container_cannot_hold_fails_before_any_work(tmp_path: Path) 
     from restora.settings import get_settings
     from restora.spec import RestoreSpec
 
-    srt = tmp_path / "s.srt"
-    srt.write_text("1\n00:00:00,200 --> 00:00:00,700\nHello\n")
-    src = tmp_path / "sub.mkv"
-    with av.open(str(srt)) as subs, av.open(str(src), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 128, 64, "yuv420p"
-        so = out.add_stream_from_template(subs.streams.subtitles[0])
-        for i, rgb in enumerate(cut_frames(10, [], h=64, w=128)):
-            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            f.pts = i
-            out.mux(vs.encode(f))
-        out.mux(vs.encode())
-        for pkt in subs.demux(subs.streams.subtitles[0]):
-            if pkt.size:
-                pkt.stream = so
-                out.mux(pkt)
+    src = with_subtitles(
+        tmp_path / "sub.mkv", "1\n00:00:00,200 --> 00:00:00,700\nHello\n", cut_frames(10, [], h=64, w=128)
+    )
     with pytest.raises(ConfigError, match=re.escape("subtitle stream 1 (subrip) cannot go into .mxf")):
         run(RestoreSpec(input=str(src), output=str(tmp_path / "o.mxf"), scale=2))
     assert not (tmp_path / "o.mxf").exists()

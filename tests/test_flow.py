@@ -16,7 +16,7 @@ from restora.metrics import psnr_y
 from restora.settings import get_settings
 from restora.spec import RestoreSpec, StageSpec
 from restora.storage import LocalStore
-from tests.conftest import cut_frames, make_clip
+from tests.conftest import cut_frames, make_clip, with_subtitles
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -268,22 +268,8 @@ def test_lossless_source_in_several_chunks_keeps_timing(tmp_path: Path) -> None:
 def test_subtitles_survive_untouched(tmp_path: Path) -> None:
     """A Matroska source with an SRT subtitle track: the restored output carries the track with the
     same payloads at the same times (packets copied, never re-encoded)."""
-    srt = tmp_path / "s.srt"
-    srt.write_text("1\n00:00:00,200 --> 00:00:00,700\nHello\n\n2\n00:00:01,000 --> 00:00:01,400\nWorld\n")
-    src = tmp_path / "sub.mkv"
-    with av.open(str(srt)) as subs, av.open(str(src), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        so = out.add_stream_from_template(subs.streams.subtitles[0])
-        for i, rgb in enumerate(cut_frames(40, [], h=48, w=64)):
-            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            f.pts = i
-            out.mux(vs.encode(f))
-        out.mux(vs.encode())
-        for pkt in subs.demux(subs.streams.subtitles[0]):
-            if pkt.size:
-                pkt.stream = so
-                out.mux(pkt)
+    srt = "1\n00:00:00,200 --> 00:00:00,700\nHello\n\n2\n00:00:01,000 --> 00:00:01,400\nWorld\n"
+    src = with_subtitles(tmp_path / "sub.mkv", srt, cut_frames(40, [], h=48, w=64))
     out_path = tmp_path / "o.mkv"
     run(RestoreSpec(input=str(src), output=str(out_path), scale=2))
 
