@@ -27,8 +27,12 @@ def validate(spec: RestoreSpec, info: media.MediaInfo | None = None) -> None:
     an output the source cannot have (odd 4:2:0 size, 8-bit HDR, MXF at a rate or size it cannot
     hold) or a source stream the output container cannot store (subtitles into MXF, SubRip into MP4)."""
     media.output_format(spec.output)
+    if spec.field_rate and spec.reinterlace:
+        raise ConfigError("field_rate (progressive at field rate) and reinterlace (interlaced out) exclude each other")
     if info is not None:
-        media.choose_encode(info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth)
+        if spec.decode_fields:
+            info = media.at_field_rate(info)  # as ingest decodes it (unchanged if progressive)
+        media.choose_encode(info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth, spec.reinterlace)
         carry_plan(info, spec.output)  # a stream the container cannot hold fails now, not after the restore
     spec.resolved_stages()
     for uri in (spec.input, spec.output):
@@ -63,10 +67,12 @@ def restore_video(spec: RestoreSpec) -> dict[str, Any]:
         with telemetry.root_span("flow.restore_video", **attrs) as root:
             telemetry.route_trace_to_file(root, span_file)
             carrier = telemetry.carrier()
-            asset = ingest(spec.input, carrier, spec.field_rate)
+            asset = ingest(spec.input, carrier, spec.decode_fields)
             root.set_attribute("restora.asset_id", asset.asset_id)
             validate(spec, asset.info)  # now that the source is known, before any chunk
-            chunks, fades = detect_shots_task(asset, spec.chunk_frames, carrier)
+            # re-interlacing weaves pairs of fields: every chunk holds whole frames (an even count)
+            chunk = spec.chunk_frames + spec.chunk_frames % 2 if spec.reinterlace else spec.chunk_frames
+            chunks, fades = detect_shots_task(asset, chunk, carrier)
             futures = [restore_shot.submit(asset, c, spec, carrier) for c in chunks]
             refs = [f.result() for f in futures]
             pkg = package(asset, refs, spec, fades, run_id, carrier)

@@ -96,6 +96,9 @@ def deinterlace_text(signal: dict[str, Any]) -> str:
     """``", deinterlaced (bwdif)"`` (with the field rate it went to), or nothing for a progressive source."""
     if not signal["scan"]["deinterlaced"]:
         return ""
+    if signal["scan"].get("reinterlaced"):
+        first = signal["scan"]["first_field"]["output"]
+        return f", restored per field and re-interlaced ({first} field first, {signal['frame_rate']['output']} fps)"
     if signal["scan"].get("field_rate"):
         rates = signal["frame_rate"]
         return f", deinterlaced (bwdif) to field rate: {rates['source']} -> {rates['output']} fps"
@@ -128,6 +131,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
         bit_depth=a.bit_depth,
         chunk_frames=a.chunk_frames,
         field_rate=a.field_rate,
+        reinterlace=a.reinterlace,
     )
     from flows.restore_video import run, validate
 
@@ -357,10 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output bits per sample (default: the source's); 10 keeps restored gradients from banding",
     )
-    r.add_argument(
+    scan = r.add_mutually_exclusive_group()
+    scan.add_argument(
         "--field-rate",
         action="store_true",
         help="interlaced sources: one output frame per field (50i -> 50p) instead of one per frame",
+    )
+    scan.add_argument(
+        "--reinterlace",
+        action="store_true",
+        help="interlaced sources: restore each field at its own instant, then weave the restored fields back "
+        "into interlaced frames (the source's rate, field order and timecode: 50i in, 50i out)",
     )
     r.add_argument("--chunk-frames", type=int, default=120, help="longest chunk of a shot (unit of resume)")
     r.add_argument("--workers", type=int, default=None, help="chunks restored concurrently")

@@ -216,6 +216,7 @@ def plan_spec(event: ObjectCreated, rule: IngestRule, default_bucket: str) -> Re
             "preset": rule.preset,
             "scale": rule.scale,
             "field_rate": rule.field_rate,
+            "reinterlace": rule.reinterlace,
         }
     )
 

@@ -230,6 +230,9 @@ class VideoStreamInfo(BaseModel):
     # (frames flagged interlaced, order from each frame)
     field_order: str = "progressive"
     deinterlace: str | None = None  # the FFmpeg filter an interlaced stream is decoded through
+    # interlaced: the field that filter takes as each frame's first in time, "top" or "bottom"
+    # (:func:`_first_field`; what re-interlacing must follow, whatever the container declares)
+    first_field: str | None = None
     timecode: str | None = None  # start timecode "HH:MM:SS:FF" (";" before FF: drop-frame), as the source declares it
     # display matrix of a rotated/mirrored recording (see display_orientation); frames are decoded
     # upright and ``width`` / ``height`` are the displayed size
@@ -575,6 +578,35 @@ def _peek(
     return hdr_from_side_data(first, transfer), order, deinterlace_filter(order, flagged), orientation
 
 
+FIRST_FIELD_FRAMES = 8  # frames looked at to tell which field bwdif takes first (a still one cannot tell)
+
+
+def _luma_rows(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
+    """The luma plane's bytes, ``(height, width * bytes per sample)``, padding cut."""
+    plane = frame.planes[0]
+    n = plane.width * (2 if frame.format.components[0].bits > 8 else 1)
+    return np.frombuffer(bytes(plane), np.uint8).reshape(plane.height, plane.line_size)[:, :n]
+
+
+def _first_field(path: Path, spec: str, declared: str) -> str:
+    """``"top"`` or ``"bottom"``: the field bwdif (``spec``, at field rate) takes as the first in
+    time, read off the pictures: a field-rate picture keeps its own field's lines of the source
+    frame untouched and interpolates the others. PyAV exposes no frame's field-order flag, and the
+    container's declaration can disagree with the frames' flags bwdif follows (x264 ``tff=1``
+    streams decode as bottom first). Frames where both or neither parity match (still or flat
+    pictures) are skipped; if none tells, the ``declared`` order (``"tt"``...) decides."""
+    with _open_input(path) as c:
+        vs = _pick_video(c, path)
+        raw = list(itertools.islice(_decode(c, vs, path), FIRST_FIELD_FRAMES))
+        fields = list(deinterlaced(vs, iter(raw), field_rate_filter(spec))) if len(raw) > 1 else []
+    for src, first in zip(raw, fields[0::2], strict=False):
+        a, b = _luma_rows(src), _luma_rows(first)
+        top, bottom = np.array_equal(a[0::2], b[0::2]), np.array_equal(a[1::2], b[1::2])
+        if top != bottom:
+            return "top" if top else "bottom"
+    return "bottom" if declared in ("bb", "tb") else "top"
+
+
 def _timecode(c: av.container.InputContainer, vs: VideoStream) -> str | None:
     """The start timecode: the video stream's ``timecode`` tag, else a timecode track's (QuickTime
     tmcd, another stream), else the container's; any letter case (Matroska writes ``TIMECODE``)."""
@@ -682,6 +714,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             hdr=hdr,
             field_order=field_order,
             deinterlace=deinterlace,
+            first_field=None if deinterlace is None else _first_field(p, deinterlace, field_order),
             timecode=timecode,
             orientation=orientation,
             alpha=len(fmt.components) in (2, 4),  # gray + alpha, or color + alpha
@@ -1021,6 +1054,9 @@ class EncodeParams(BaseModel):
     sample_aspect_ratio: str | None = None
     hdr: HdrInfo | None = None
     profile: str | None = None  # prores_ks: the source's ProRes profile number (PRORES_PROFILES); dnxhd: DNxHR profile
+    # "tt" / "bb": interlaced output, top / bottom field first: the chunk writer weaves pairs of
+    # field-rate pictures into frames (:func:`weave`) at ``frame_rate`` (half the decode's)
+    field_order: str | None = None
 
     @property
     def bits(self) -> int:
@@ -1029,10 +1065,15 @@ class EncodeParams(BaseModel):
 
     def options(self) -> dict[str, str]:
         """Encoder options for PyAV's ``codec_context.options``."""
-        if self.codec == "libx264":
-            return {"crf": f"{self.crf:g}", "preset": self.preset}
+        if self.codec == "libx264":  # interlaced: MBAFF, the field order taken from each frame's flag
+            interlaced = {"x264-params": "interlaced=1"} if self.field_order else {}
+            return {"crf": f"{self.crf:g}", "preset": self.preset, **interlaced}
         if self.codec == "prores_ks":
-            return {"profile": self.profile or "3", "vendor": "apl0"}
+            return {
+                "profile": self.profile or "3",
+                "vendor": "apl0",
+                **({"flags": "+ildct"} if self.field_order else {}),
+            }
         if self.codec == "libx265":
             # repeat-headers: every chunk (and every keyframe) carries its parameter sets and HDR SEI
             params = ["log-level=error", "repeat-headers=1", *(self.hdr.x265_params() if self.hdr else [])]
@@ -1055,9 +1096,16 @@ def choose_encode(
     crf: float,
     preset: str,
     bit_depth: int | None = None,
+    reinterlace: bool = False,
 ) -> EncodeParams:
     """Pick the output codec and sample format from the source (and ``bit_depth``, 8 or 10, when
     the user asks for one: 10-bit output of an 8-bit source keeps the restored gradients' precision).
+
+    ``reinterlace``: ``info`` is an interlaced source decoded at field rate (:func:`at_field_rate`),
+    and the output weaves each pair of restored field pictures back into an interlaced frame, at the
+    source's frame rate, time base and first field (H.264 MBAFF, interlaced ProRes, or FFV1 with its
+    field order declared). Not into MXF (DNxHR is progressive) nor HEVC (x265 codes fields as
+    separate pictures): :class:`ConfigError`.
 
     - Lossless sources stay lossless (FFV1) in Matroska/NUT, at their chroma subsampling and bit
       depth (8, 10, 12 or 16 bits; RGB stays RGB).
@@ -1074,6 +1122,10 @@ def choose_encode(
     """
     v = info.video
     fmt = output_format(output)
+    if reinterlace and (not v.field_rate or v.first_field is None):
+        raise ConfigError("--reinterlace needs an interlaced source; this one is progressive")
+    if reinterlace and fmt == "mxf":
+        raise ConfigError("interlaced MXF output is not supported (DNxHR is progressive): use .mov or .mkv")
     deep = v.deep if bit_depth is None else bit_depth > 8
     if not deep and v.color.transfer in HDR_TRANSFERS:
         raise ConfigError("an HDR (PQ/HLG) source needs 10-bit output: 8 bits would band it; drop --bit-depth 8")
@@ -1103,6 +1155,13 @@ def choose_encode(
     w, h = v.width * scale, v.height * scale
     if pix_fmt.startswith("yuv420") and (w % 2 or h % 2):
         raise UnsupportedInputError(f"{w}x{h} output cannot be 4:2:0 (odd size); use --scale 2 or an even-sized input")
+    rate, tb, field_order = Fraction(v.frame_rate), Fraction(v.time_base), None
+    if reinterlace:
+        if codec == "libx265":
+            raise ConfigError("interlaced HEVC (HDR) output is not supported: x265 codes fields as separate pictures")
+        if pix_fmt.startswith("yuv420") and h % 4:
+            raise UnsupportedInputError(f"{w}x{h} interlaced 4:2:0 needs a height divisible by 4 (each field 4:2:0)")
+        rate, tb, field_order = rate / 2, tb * 2, "tt" if v.first_field == "top" else "bb"
     color = v.color
     if codec != "ffv1" and v.is_rgb:
         hd = w >= 1280 or h >= 720
@@ -1118,14 +1177,15 @@ def choose_encode(
         pix_fmt=pix_fmt,
         width=w,
         height=h,
-        time_base=v.time_base,
-        frame_rate=v.frame_rate,
+        time_base=f"{tb.numerator}/{tb.denominator}",
+        frame_rate=f"{rate.numerator}/{rate.denominator}",
         color=color,
         crf=crf,
         preset=preset,
         sample_aspect_ratio=v.sample_aspect_ratio,
         hdr=hdr,
         profile=profile,
+        field_order=field_order,
     )
 
 
@@ -1136,6 +1196,48 @@ def repair_dts(pts: int, dts: int, last_dts: int | None, floor: int) -> int:
     if floor <= dts <= pts and (last_dts is None or dts > last_dts):
         return dts
     return pts if last_dts is None or pts > last_dts else last_dts + 1
+
+
+def weave(first: Frames, second: Frames, top_first: bool) -> Frames:
+    """One interlaced frame from the pictures at a frame's two field instants: the first field's
+    lines (the even rows if ``top_first``, else the odd ones) from ``first``, the other field's from
+    ``second``. ``(H, W, 3)`` arrays of any dtype. The inverse of bwdif at field rate on the lines it
+    keeps: weaving its two untouched fields gives the source frame back."""
+    out = second.copy()
+    r = 0 if top_first else 1
+    out[r::2] = first[r::2]
+    return out
+
+
+# scale's names for the YUV matrices (swscale: the same coefficients as ``reformat``'s dst_colorspace)
+SCALE_MATRIX = {SPC_BT709: "bt709", SPC_BT470BG: "bt470", SPC_SMPTE170M: "smpte170m", SPC_BT2020NC: "bt2020"}
+
+
+def interlaced_converter(params: EncodeParams, rgb_format: str) -> av.filter.Graph:
+    """RGB frames (``rgb_format``) -> ``params.pix_fmt``, flagged interlaced with ``params.field_order``
+    (``setfield``: what libx264 and prores_ks read the field order from; PyAV cannot set a frame's
+    flags). 4:2:0 chroma is subsampled within each field (``scale=interl=1``), not across the two
+    fields' lines, which would smear one field's colour into the other's instant."""
+    g = av.filter.Graph()
+    nodes = [
+        g.add_buffer(
+            width=params.width,
+            height=params.height,
+            format=av.VideoFormat(rgb_format),
+            time_base=Fraction(params.time_base),
+        )
+    ]
+    if not params.pix_fmt.startswith(("bgr", "gbr", "rgb")):
+        matrix = SCALE_MATRIX.get(params.color.matrix, "bt601")
+        out_range = "pc" if params.color.range == RANGE_JPEG else "tv"
+        nodes.append(g.add("scale", f"interl=1:out_color_matrix={matrix}:out_range={out_range}"))
+    nodes += [
+        g.add("format", params.pix_fmt),
+        g.add("setfield", "tff" if params.field_order == "tt" else "bff"),
+        g.add("buffersink"),
+    ]
+    g.link_nodes(*nodes).configure()
+    return g
 
 
 class ChunkWriter:
@@ -1161,6 +1263,8 @@ class ChunkWriter:
         s.codec_context.color_trc = params.color.transfer
         s.codec_context.colorspace = params.color.matrix
         s.codec_context.color_range = params.color.range
+        if params.field_order:
+            s.codec_context.field_order = 2 if params.field_order == "tt" else 3  # AV_FIELD_TT / AV_FIELD_BB
         if params.sample_aspect_ratio and params.sample_aspect_ratio not in ("0:1", "1:1"):
             num, den = params.sample_aspect_ratio.split(":")
             s.codec_context.sample_aspect_ratio = Fraction(int(num), int(den))
@@ -1168,16 +1272,42 @@ class ChunkWriter:
         self._frames = 0
         self._last_dts: int | None = None
         self._first_pts: int | None = None
+        self._held: tuple[int, Frames] | None = None  # interlaced: a first field picture awaiting its second
+        self._converter: av.filter.Graph | None = None
+
+    def _pairs(self, pts: Sequence[int], frames: Frames) -> tuple[list[int], Frames]:
+        """Interlaced output: field-rate pictures (first fields at even PTS, twice their frame's, in
+        half its time base) -> woven frames at their source PTS; an unpaired last one is held."""
+        if self._held is not None:
+            pts, frames = [self._held[0], *pts], np.concatenate([self._held[1][None], frames])
+            self._held = None
+        n = len(pts) // 2 * 2
+        if n < len(pts):
+            self._held = (pts[-1], frames[-1])
+        if any(pts[i] % 2 for i in range(0, n, 2)):
+            raise ValueError("interlaced output: a chunk must start on a frame's first field")
+        top = self.params.field_order == "tt"
+        woven = [weave(frames[i], frames[i + 1], top) for i in range(0, n, 2)]
+        return [pts[i] // 2 for i in range(0, n, 2)], np.stack(woven) if woven else frames[:0]
 
     def write(self, pts: Sequence[int], frames: Frames) -> None:
-        """Encode ``(n, H, W, 3)`` RGB frames (uint8, or uint16 on the 16-bit scale) with their source ``pts``."""
+        """Encode ``(n, H, W, 3)`` RGB frames (uint8, or uint16 on the 16-bit scale) with their source
+        ``pts`` (interlaced output: pictures at field rate, two per frame, :meth:`_pairs`)."""
         p = self.params
         fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
+        if p.field_order:
+            pts, frames = self._pairs(pts, frames)
+            if self._converter is None:
+                self._converter = interlaced_converter(p, fmt)
         if self._first_pts is None and len(pts):
             self._first_pts = min(pts)
         for t, rgb in zip(pts, frames, strict=True):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
-            if p.pix_fmt.startswith(("bgr", "gbr", "rgb")):
+            if self._converter is not None:
+                vf.pts, vf.time_base = t, Fraction(p.time_base)
+                self._converter.vpush(vf)
+                vf = self._converter.vpull()
+            elif p.pix_fmt.startswith(("bgr", "gbr", "rgb")):
                 vf = vf.reformat(format=p.pix_fmt)
             else:
                 vf = vf.reformat(
@@ -1205,6 +1335,8 @@ class ChunkWriter:
 
     def close(self) -> int:
         """Flush the encoder and close the file; returns the number of frames written."""
+        if self._held is not None:
+            raise ValueError("interlaced output: a field picture without its pair (chunks hold whole frames)")
         for pkt in self._stream.encode():
             self._mux(pkt)
         self._out.close()

@@ -55,8 +55,9 @@ def signal_report(
     output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
     dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``). ``decoded`` is the
     stream as the run decoded it when that differs from ``source`` (field rate: its timecode is
-    counted in fields)."""
+    counted in fields; a re-interlaced output, back at the source's rate, keeps the source's)."""
     decoded = decoded or source
+    expected_tc = source.timecode if output.frame_rate == source.frame_rate else decoded.timecode
     lost: list[str] = []
     if source.hdr is not None:
         out = output.hdr
@@ -65,7 +66,7 @@ def signal_report(
         if source.hdr.max_cll is not None and (out is None or out.max_cll is None):
             lost.append("content_light_level")
         lost += [d for d in source.hdr.dynamic if out is None or d not in out.dynamic]
-    if source.timecode is not None and output.timecode != decoded.timecode:
+    if source.timecode is not None and output.timecode != expected_tc:
         lost.append("timecode")
     if source.alpha and not output.alpha:
         lost.append("alpha")
@@ -76,6 +77,10 @@ def signal_report(
             "output": output.field_order,
             "deinterlaced": decoded.deinterlace,
             "field_rate": decoded.field_rate,
+            # the field each frame shows first, as deinterlaced / as the output's frames are flagged
+            "first_field": {"source": source.first_field, "output": output.first_field},
+            # restored per field and woven back into interlaced frames at the source's rate
+            "reinterlaced": decoded.field_rate and output.interlaced,
         },
         "frame_rate": {"source": source.frame_rate, "output": output.frame_rate},
         "hdr": {

@@ -193,6 +193,9 @@ class IngestRule(BaseModel):
     )
     scale: Literal[1, 2, 4] = Field(2, description="upscaling factor of the restore run")
     field_rate: bool = Field(False, description="interlaced sources: one output frame per field (50i -> 50p)")
+    reinterlace: bool = Field(
+        False, description="interlaced sources: restore per field, deliver interlaced at the source's rate (50i -> 50i)"
+    )
 
 
 class IngestSettings(BaseModel):

@@ -55,6 +55,17 @@ class RestoreSpec(BaseModel):
         description="interlaced sources: one output frame per field (50i -> 50p, 59.94i -> 59.94p) instead of "
         "one per frame; progressive sources are not affected",
     )
+    reinterlace: bool = Field(
+        False,
+        description="interlaced sources: restore each field's picture at its own instant (as field_rate), then "
+        "weave the restored fields back into interlaced frames at the source's rate, field order and timecode, "
+        "for an interlaced delivery chain (1080i25 in, 1080i25 out)",
+    )
+
+    @property
+    def decode_fields(self) -> bool:
+        """Whether an interlaced source is decoded at one picture per field (field_rate or reinterlace)."""
+        return self.field_rate or self.reinterlace
 
     def resolved_stages(self) -> list[StageSpec]:
         """The stage list this run executes: explicit stages, else the preset's."""

@@ -50,11 +50,15 @@ def package(
         with tempfile.TemporaryDirectory(prefix="restora-pkg-") as tmp:
             out = Path(tmp) / name
             t = time.perf_counter()
+            starts = [index.pts[c.chunk.start] for c in ordered]
+            info = asset.info
+            if spec.reinterlace:  # woven chunks run at the source's rate, time base and timecode
+                starts, info = [p // 2 for p in starts], info.model_copy(update={"video": asset.source})
             with telemetry.span("mux", **{"restora.chunks": len(ordered)}):
                 counts = media.package(
-                    [(st.local_path(c.key), index.pts[c.chunk.start]) for c in ordered],
+                    [(st.local_path(c.key), p) for c, p in zip(ordered, starts, strict=True)],
                     st.local_path(asset.source_key),
-                    asset.info,
+                    info,
                     out,
                 )
             mux_s = time.perf_counter() - t

@@ -62,7 +62,9 @@ def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: d
             telemetry.metrics().queue_wait.record(max(0.0, time.time() - chunk.planned_at))
         st = _runtime.store()
         stages = build_stages(spec, chunk.shot)
-        params = media.choose_encode(asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth)
+        params = media.choose_encode(
+            asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth, spec.reinterlace
+        )
         key = chunk_key(asset, spec, chunk, stages, params)
         if st.exists(key):
             sp.set_attribute("restora.reused", True)

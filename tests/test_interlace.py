@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from restora import media
+from restora.errors import ConfigError
 from restora.metrics import psnr
 from restora.shots import Fade, ShotList
 from tests.conftest import encode_frames, make_clip
@@ -225,3 +226,147 @@ def test_interlaced_source_restores_to_progressive_with_the_deinterlacer_on_reco
     )  # frames flagged
     frames = np.stack(media.first_frames(out, 20))
     assert combing(frames) < 1.0
+
+
+@pytest.mark.parametrize(
+    ("codec", "field_order", "first"), [("ffv1", 2, "top"), ("ffv1", 3, "bottom"), ("libx264", None, "bottom")]
+)
+def test_probe_tells_which_field_the_deinterlacer_takes_first(
+    codec: str, field_order: int | None, first: str, tmp_path: Path
+) -> None:
+    """Read off the pictures (PyAV exposes no frame's field flag): FFV1 at the order its container
+    declares; x264 ``tff=1`` as FFmpeg's decoder flags its frames, bottom first, whatever the
+    stream declares (``tt``). Re-interlacing follows this, so fields go back where bwdif took them."""
+    if codec == "ffv1":
+        frames = [woven(i) for i in range(4)]
+        src = make_clip(tmp_path / "f.mkv", frames, codec="ffv1", field_order=field_order)
+    else:
+        src = interlaced_clip(tmp_path / "x.mp4", n=4)
+    v = media.probe(src).video
+    assert v.interlaced and v.first_field == first
+    progressive_src = media.probe(make_clip(tmp_path / "p.mp4", [progressive(0)] * 2))
+    assert progressive_src.video.first_field is None
+
+
+def test_weave_inverts_the_field_rate_decode_and_subsamples_chroma_per_field() -> None:
+    """``weave`` puts the first field's lines from the first picture and the other's from the second;
+    the converter makes 4:2:0 chroma from each field's own lines (within one code of converting the
+    two fields apart), where a progressive conversion mixes the fields' colours (77 codes off here)."""
+    a, b = progressive(0), progressive(1)
+    assert np.array_equal(media.weave(a, b, top_first=True), woven(0))
+    bottom_first = media.weave(a, b, top_first=False)
+    assert np.array_equal(bottom_first[1::2], a[1::2]) and np.array_equal(bottom_first[0::2], b[0::2])
+
+    top = np.zeros((32, 96, 3), np.uint8)
+    top[..., 0], top[:, 10:40] = 220, (20, 200, 30)
+    bottom = np.zeros((32, 96, 3), np.uint8)
+    bottom[..., 2], bottom[:, 50:80] = 220, (250, 240, 10)
+    frame = media.weave(np.repeat(top, 2, 0), np.repeat(bottom, 2, 0), top_first=True)
+    color = media.ColorInfo(primaries=1, transfer=1, matrix=1, range=1)
+    params = media.EncodeParams(codec="libx264", pix_fmt="yuv420p", width=96, height=64, time_base="1/25",
+                                frame_rate="25", color=color, field_order="tt")  # fmt: skip
+
+    def planes(f: av.VideoFrame) -> tuple[np.ndarray, ...]:
+        x, h = f.to_ndarray().astype(int), f.height
+        return x[:h], x[h : h + h // 4].reshape(h // 2, -1), x[h + h // 4 :].reshape(h // 2, -1)
+
+    def convert(rgb: np.ndarray) -> tuple[np.ndarray, ...]:
+        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        return planes(vf.reformat(format="yuv420p", dst_colorspace=media._src_colorspace(color), dst_color_range=1))
+
+    g = media.interlaced_converter(params, "rgb24")
+    vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+    vf.pts = 0
+    g.vpush(vf)
+    out = g.vpull()
+    assert out.interlaced_frame
+    y, u, v = planes(out)
+    (yt, ut, vt), (yb, ub, vb) = convert(top), convert(bottom)
+    for got, want in ((y[0::2], yt), (y[1::2], yb), (u[0::2], ut), (u[1::2], ub), (v[0::2], vt), (v[1::2], vb)):
+        assert np.abs(got - want).max() <= 1
+    assert np.abs(convert(frame)[1][0::2] - ut).max() > 20  # the progressive conversion, for contrast
+
+
+def test_reinterlace_encoding_follows_the_source_and_refuses_what_cannot_be_interlaced(tmp_path: Path) -> None:
+    src = media.probe(interlaced_clip(tmp_path / "i.mp4", n=4))
+    fields = media.at_field_rate(src)
+    enc = media.choose_encode(fields, 2, "o.mov", 16, "fast", reinterlace=True)
+    assert (enc.frame_rate, enc.time_base, enc.field_order) == ("25/1", src.video.time_base, "bb")
+    assert enc.options()["x264-params"] == "interlaced=1"
+    with pytest.raises(ConfigError, match="needs an interlaced source"):
+        media.choose_encode(media.probe(make_clip(tmp_path / "p.mp4", [progressive(0)] * 2)), 1, "o.mp4", 16, "fast",
+                            reinterlace=True)  # fmt: skip
+    with pytest.raises(ConfigError, match="interlaced MXF"):
+        media.choose_encode(fields, 2, "o.mxf", 16, "fast", reinterlace=True)
+    hdr = fields.model_copy(update={"video": fields.video.model_copy(update={"color": fields.video.color.model_copy(
+        update={"transfer": media.TRC_SMPTE2084}), "bit_depth": 10, "pix_fmt": "yuv420p10le"})})  # fmt: skip
+    with pytest.raises(ConfigError, match="interlaced HEVC"):
+        media.choose_encode(hdr, 1, "o.mp4", 16, "fast", reinterlace=True)
+    from flows.restore_video import validate
+    from restora.spec import RestoreSpec
+
+    with pytest.raises(ConfigError, match="exclude each other"):
+        validate(RestoreSpec(input="i.mp4", output="o.mp4", field_rate=True, reinterlace=True))
+    validate(RestoreSpec(input="i.mp4", output="o.mov", reinterlace=True), src)  # checked as decoded: per field
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_interlaced_source_restores_per_field_and_is_delivered_interlaced(tmp_path: Path) -> None:
+    """``reinterlace=True``: 20 interlaced frames (FFV1, top field first, audio, timecode) are restored
+    as 40 field pictures and woven back: 20 interlaced frames at 25 fps, top field first, at the
+    source's timestamps and timecode, each field the source's own (lossless in and out), in chunks of
+    whole frames (7 asked, 8 used). Woven at the wrong parity, each field would be bwdif's
+    interpolated lines instead (33 dB against these frames, measured by hand; 40 is required)."""
+    from flows.restore_video import run
+    from restora.compare import before_after
+    from restora.spec import RestoreSpec
+
+    src = make_clip(tmp_path / "i.mkv", [woven(i) for i in range(20)], time_base=Fraction(1, 1000), codec="ffv1",
+                    audio_seconds=0.8, timecode="09:59:30:12", field_order=2)  # fmt: skip
+    out = tmp_path / "i_50i.mkv"
+    result = run(RestoreSpec(input=str(src), output=str(out), scale=1, chunk_frames=7, reinterlace=True))
+    v = media.probe(out).video
+    assert (v.frames, v.frame_rate, v.timecode, v.interlaced, v.first_field) == (20, "25/1", "09:59:30:12", True, "top")
+    assert media.stream_packet_digest(out) == media.stream_packet_digest(src)
+    with av.open(str(out)) as c, av.open(str(src)) as s:
+        assert [f.pts for f in c.decode(video=0)] == [f.pts for f in s.decode(video=0)]
+        c.seek(0)
+        raw = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]  # not deinterlaced: the woven frames
+    quality = [psnr(f, woven(i), 255) for i, f in enumerate(raw)]
+    print(f"re-interlaced frames against the source's woven frames: {min(quality):.2f} dB at worst")
+    assert min(quality) > 40.0, quality
+    report = json.loads(Path(result["report"]).read_text())
+    scan = report["signal"]["scan"]
+    assert scan["reinterlaced"] is True and scan["first_field"] == {"source": "top", "output": "top"}
+    assert report["signal"]["frame_rate"] == {"source": "25/1", "output": "25/1"}
+    assert report["signal"]["timecode"] == {"source": "09:59:30:12", "output": "09:59:30:12"}
+    assert report["signal"]["not_carried"] == []
+    assert [c["start"] for c in report["chunks"]] == [0, 8, 16, 24, 32]
+    # a still pairs source frame 5 with output frame 5, both deinterlaced the same way
+    assert before_after(src, out, tmp_path / "still.png", frame=5)["psnr_y_vs_bicubic"] > 40.0
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_reinterlace_from_the_command_line_keeps_the_motion_between_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``restora restore i.mp4 -o o.mov --scale 2 --reinterlace``: x264 MBAFF at twice the size,
+    bottom field first as the source was deinterlaced, and the two fields of each frame still at
+    their own instants (combed where the bar moves, like the source; a progressive restore is not)."""
+    from restora.cli import main
+
+    src = interlaced_clip(tmp_path / "i.mp4")
+    out = tmp_path / "o.mov"
+    assert main(["restore", str(src), "-o", str(out), "--scale", "2", "--reinterlace", "--chunk-frames", "9"]) == 0
+    assert "restored per field and re-interlaced (bottom field first, 25/1 fps)" in capsys.readouterr().out
+    v = media.probe(out).video
+    assert (v.codec, v.width, v.height, v.frames, v.first_field) == ("h264", 2 * W, 2 * H, 20, "bottom")
+    with av.open(str(out)) as c, av.open(str(src)) as s:
+        raw = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        source = np.stack([f.to_ndarray(format="rgb24") for f in s.decode(video=0)])
+    again = combing(np.stack(media.first_frames(out, 20)))
+    print(f"combing: source {combing(source):.2f}, re-interlaced x2 {combing(raw):.2f}, deinterlaced again {again:.2f}")
+    assert combing(raw) > 0.5 * combing(source) > 2.0, (combing(raw), combing(source))
+    assert again < 1.0  # and they deinterlace cleanly again

@@ -213,6 +213,8 @@ def test_plan_spec() -> None:
     assert spec.field_rate is False
     interlaced_masters = rule.model_copy(update={"field_rate": True})  # a 1080i50 feed delivered as 1080p50
     assert plan_spec(_ev("incoming/a.mp4"), interlaced_masters, "assets").field_rate is True
+    playout = rule.model_copy(update={"reinterlace": True})  # a 1080i50 feed restored and delivered as 1080i50
+    assert plan_spec(_ev("incoming/a.mp4"), playout, "assets").reinterlace is True
     with pytest.raises(ValueError, match="preset"):  # "denoise" names a stage, not a preset
         plan_spec(_ev("incoming/a.mp4"), RULES[1], "assets")
 
