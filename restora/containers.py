@@ -5,10 +5,11 @@ Restora writes MP4/MOV, Matroska/NUT, and the two broadcast delivery containers:
 * **MXF** (SMPTE 377M, operational pattern OP1a, FFmpeg's ``mxf`` muxer): the file a playout
   server or an Avid ingests. Video is DNxHR (intra-only, so chunks join at any frame; see
   :func:`restora.media.choose_encode`), at one of the edit rates MXF defines, constant rate,
-  at least 256x120. MXF holds audio only as PCM: every audio stream is decoded and stored as
-  24-bit PCM at 48 kHz (16-bit and 24-bit PCM sources keep every sample value), aligned to the
-  first video frame (:func:`pcm_packets`). It holds no subtitle streams; the start timecode goes into the material
-  package.
+  at least 256x120; re-interlaced output is long-GOP MPEG-2 4:2:2 as XDCAM HD422 (DNxHR has no
+  interlaced coding), closed GOPs so chunks still join. MXF holds audio only as PCM: every audio
+  stream is decoded and stored as 24-bit PCM at 48 kHz (16-bit and 24-bit PCM sources keep every
+  sample value), aligned to the first video frame (:func:`pcm_packets`). It holds no subtitle
+  streams; the start timecode goes into the material package.
 * **MPEG-TS** (``.ts``): H.264/HEVC video as for MP4, the audio and subtitle codecs a broadcast
   receiver decodes (:data:`TS_CODECS`), copied.
 
@@ -57,6 +58,7 @@ MXF_RATES = frozenset(
     )
 )  # fmt: skip
 MXF_MIN_SIZE = (256, 120)  # DNxHR's smallest picture (FFmpeg's dnxhd encoder refuses less)
+MXF_MPEG2_MAX_SIZE = (1920, 1088)  # MPEG-2 4:2:2 Profile @ High Level: interlaced MXF's video
 MXF_SAMPLE_RATE = 48000
 
 # What a DVB / ATSC receiver decodes from a transport stream (FFmpeg would also write, say, SubRip
@@ -129,13 +131,18 @@ def carry_plan(info: MediaInfo, output: str | os.PathLike[str]) -> dict[int, Car
     return plan
 
 
-def check_mxf_video(width: int, height: int, rate: str, vfr: bool) -> None:
-    """Refuse a picture MXF/DNxHR cannot hold: variable frame rate, a rate MXF has no edit rate
-    for, or smaller than :data:`MXF_MIN_SIZE`."""
+def check_mxf_video(width: int, height: int, rate: str, vfr: bool, interlaced: bool = False) -> None:
+    """Refuse a picture MXF cannot hold: variable frame rate, a rate MXF has no edit rate for;
+    progressive (DNxHR) smaller than :data:`MXF_MIN_SIZE`; interlaced (MPEG-2 4:2:2 Profile at
+    High Level, as XDCAM HD422) larger than :data:`MXF_MPEG2_MAX_SIZE`."""
     if vfr:
         raise ConfigError("MXF needs a constant frame rate; this source varies: use .mkv or .mov")
     if Fraction(rate) not in MXF_RATES:
         raise ConfigError(f"MXF has no edit rate {rate} fps: use .mkv or .mov")
+    if interlaced:
+        if width > MXF_MPEG2_MAX_SIZE[0] or height > MXF_MPEG2_MAX_SIZE[1]:
+            raise ConfigError(f"interlaced MXF is MPEG-2 4:2:2, at most 1920x1088: {width}x{height} is larger")
+        return
     if width < MXF_MIN_SIZE[0] or height < MXF_MIN_SIZE[1]:
         raise ConfigError(
             f"{width}x{height} is below DNxHR's {MXF_MIN_SIZE[0]}x{MXF_MIN_SIZE[1]}, MXF's video codec here: "

@@ -1082,6 +1082,22 @@ class EncodeParams(BaseModel):
             return {"level": "3", "slicecrc": "1", "g": "1"}
         if self.codec == "dnxhd":
             return {"profile": self.profile or "dnxhr_hq"}
+        if self.codec == "mpeg2video":  # XDCAM HD422 style: 50 Mbit/s (SD 30) long GOP of 12, closed
+            bps = "50M" if self.width >= 1280 else "30M"
+            return {
+                "b": bps,
+                "maxrate": bps,
+                "bufsize": "17825792",
+                "g": "12",
+                "bf": "2",
+                "flags": "+ilme+ildct+cgop" if self.field_order else "+cgop",
+                "sc_threshold": "1000000000",  # closed GOPs need a fixed GOP (no scene-cut I-frames)
+                "intra_vlc": "1",
+                "non_linear_quant": "1",
+                "dc": "10",
+                "qmin": "1",
+                "qmax": "28",  # the non-linear quantiser's limit
+            }
         return {}
 
 
@@ -1103,9 +1119,9 @@ def choose_encode(
 
     ``reinterlace``: ``info`` is an interlaced source decoded at field rate (:func:`at_field_rate`),
     and the output weaves each pair of restored field pictures back into an interlaced frame, at the
-    source's frame rate, time base and first field (H.264 MBAFF, interlaced ProRes, or FFV1 with its
-    field order declared). Not into MXF (DNxHR is progressive) nor HEVC (x265 codes fields as
-    separate pictures): :class:`ConfigError`.
+    source's frame rate, time base and first field (H.264 MBAFF, interlaced ProRes, FFV1 with its
+    field order declared, or in MXF long-GOP MPEG-2 4:2:2 as XDCAM HD422: DNxHR has no interlaced
+    coding). Not HEVC (x265 codes fields as separate pictures): :class:`ConfigError`.
 
     - Lossless sources stay lossless (FFV1) in Matroska/NUT, at their chroma subsampling and bit
       depth (8, 10, 12 or 16 bits; RGB stays RGB).
@@ -1124,14 +1140,17 @@ def choose_encode(
     fmt = output_format(output)
     if reinterlace and (not v.field_rate or v.first_field is None):
         raise ConfigError("--reinterlace needs an interlaced source; this one is progressive")
-    if reinterlace and fmt == "mxf":
-        raise ConfigError("interlaced MXF output is not supported (DNxHR is progressive): use .mov or .mkv")
     deep = v.deep if bit_depth is None else bit_depth > 8
     if not deep and v.color.transfer in HDR_TRANSFERS:
         raise ConfigError("an HDR (PQ/HLG) source needs 10-bit output: 8 bits would band it; drop --bit-depth 8")
     sub = "444" if ("444" in v.pix_fmt or v.is_rgb) else "422" if "422" in v.pix_fmt else "420"
     hdr, profile = None, None
-    if fmt == "mxf":
+    if fmt == "mxf" and reinterlace:  # XDCAM HD422: DNxHR has no interlaced coding
+        if deep:
+            raise ConfigError("interlaced MXF is MPEG-2 4:2:2, 8 bits: add --bit-depth 8 for this deeper source")
+        check_mxf_video(v.width * scale, v.height * scale, str(Fraction(v.frame_rate) / 2), v.vfr, interlaced=True)
+        codec, pix_fmt = "mpeg2video", "yuv422p"
+    elif fmt == "mxf":
         check_mxf_video(v.width * scale, v.height * scale, v.frame_rate, v.vfr)
         codec = "dnxhd"
         if sub == "444":
@@ -1257,7 +1276,8 @@ class ChunkWriter:
         s = cast(VideoStream, self._out.add_stream(params.codec, rate=Fraction(params.frame_rate)))
         s.width, s.height, s.pix_fmt = params.width, params.height, params.pix_fmt
         s.time_base = tb
-        s.codec_context.time_base = tb
+        # MPEG-2 codes a frame rate, not a time base: its encoder counts in frames (PyAV rescales the PTS)
+        s.codec_context.time_base = 1 / Fraction(params.frame_rate) if params.codec == "mpeg2video" else tb
         s.codec_context.options = params.options()
         s.codec_context.color_primaries = params.color.primaries
         s.codec_context.color_trc = params.color.transfer

@@ -296,8 +296,12 @@ def test_reinterlace_encoding_follows_the_source_and_refuses_what_cannot_be_inte
     with pytest.raises(ConfigError, match="needs an interlaced source"):
         media.choose_encode(media.probe(make_clip(tmp_path / "p.mp4", [progressive(0)] * 2)), 1, "o.mp4", 16, "fast",
                             reinterlace=True)  # fmt: skip
-    with pytest.raises(ConfigError, match="interlaced MXF"):
-        media.choose_encode(fields, 2, "o.mxf", 16, "fast", reinterlace=True)
+    xdcam = media.choose_encode(fields, 2, "o.mxf", 16, "fast", reinterlace=True)  # DNxHR has no interlaced coding
+    assert (xdcam.codec, xdcam.pix_fmt, xdcam.field_order, xdcam.options()["flags"]) == (
+        "mpeg2video", "yuv422p", "bb", "+ilme+ildct+cgop")  # fmt: skip
+    wide = fields.model_copy(update={"video": fields.video.model_copy(update={"width": 1000})})
+    with pytest.raises(ConfigError, match="at most 1920x1088"):  # MPEG-2 4:2:2 @ High Level
+        media.choose_encode(wide, 2, "o.mxf", 16, "fast", reinterlace=True)
     hdr = fields.model_copy(update={"video": fields.video.model_copy(update={"color": fields.video.color.model_copy(
         update={"transfer": media.TRC_SMPTE2084}), "bit_depth": 10, "pix_fmt": "yuv420p10le"})})  # fmt: skip
     with pytest.raises(ConfigError, match="interlaced HEVC"):
@@ -349,24 +353,29 @@ def test_interlaced_source_restores_per_field_and_is_delivered_interlaced(tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize(("ext", "codec"), [(".mov", "h264"), (".mxf", "mpeg2video")])
 def test_reinterlace_from_the_command_line_keeps_the_motion_between_fields(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ext: str, codec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``restora restore i.mp4 -o o.mov --scale 2 --reinterlace``: x264 MBAFF at twice the size,
-    bottom field first as the source was deinterlaced, and the two fields of each frame still at
-    their own instants (combed where the bar moves, like the source; a progressive restore is not)."""
+    """``restora restore i.mp4 -o o.mov --scale 2 --reinterlace``: x264 MBAFF at twice the size
+    (into MXF: long-GOP MPEG-2 4:2:2, as XDCAM HD422), bottom field first as the source was
+    deinterlaced, the timecode kept, and the two fields of each frame still at their own instants
+    (combed where the bar moves, like the source; a progressive restore is not)."""
     from restora.cli import main
 
     src = interlaced_clip(tmp_path / "i.mp4")
-    out = tmp_path / "o.mov"
+    out = tmp_path / f"o{ext}"
     assert main(["restore", str(src), "-o", str(out), "--scale", "2", "--reinterlace", "--chunk-frames", "9"]) == 0
     assert "restored per field and re-interlaced (bottom field first, 25/1 fps)" in capsys.readouterr().out
     v = media.probe(out).video
-    assert (v.codec, v.width, v.height, v.frames, v.first_field) == ("h264", 2 * W, 2 * H, 20, "bottom")
+    assert (v.codec, v.width, v.height, v.frames, v.first_field) == (codec, 2 * W, 2 * H, 20, "bottom")
+    assert v.timecode == "09:59:30:00"
     with av.open(str(out)) as c, av.open(str(src)) as s:
-        raw = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        decoded = list(c.decode(video=0))
+        raw = np.stack([f.to_ndarray(format="rgb24") for f in decoded])
         source = np.stack([f.to_ndarray(format="rgb24") for f in s.decode(video=0)])
+    assert [float(f.pts * f.time_base) for f in decoded] == pytest.approx([i / 25 for i in range(20)], abs=1e-3)
     again = combing(np.stack(media.first_frames(out, 20)))
-    print(f"combing: source {combing(source):.2f}, re-interlaced x2 {combing(raw):.2f}, deinterlaced again {again:.2f}")
+    print(f"{ext} combing: source {combing(source):.2f}, re-interlaced x2 {combing(raw):.2f}, deinterlaced {again:.2f}")
     assert combing(raw) > 0.5 * combing(source) > 2.0, (combing(raw), combing(source))
     assert again < 1.0  # and they deinterlace cleanly again
