@@ -211,10 +211,10 @@ def cmd_probe(a: argparse.Namespace) -> int:
     if v.interlaced:
         # AVFieldOrder names the field coded first, then the one displayed first
         first = {"tt": "top", "bt": "top", "bb": "bottom", "tb": "bottom"}
-        order = {k: f"{v} field first" for k, v in first.items()}
+        declared = f"declared {first[v.field_order]} first, " if v.field_order in first else ""
         print(
-            f"scan:       interlaced ({order.get(v.field_order, 'field order per frame')}); deinterlaced on restore"
-            " (a frame per frame; --field-rate: a frame per field)"
+            f"scan:       interlaced ({declared}decoded {v.first_field} field first); deinterlaced on restore"
+            " (a frame per frame; --field-rate: a frame per field; --reinterlace: per field, woven back)"
         )
     if v.hdr is not None:
         print(f"hdr:        {describe_hdr(v.hdr)}")

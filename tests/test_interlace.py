@@ -69,9 +69,15 @@ def combing(frames: np.ndarray) -> float:
     return float(np.abs(g[:, 1:-1] - (g[:, :-2] + g[:, 2:]) / 2).mean())
 
 
-def test_probe_tells_interlaced_from_progressive(tmp_path: Path, data: Path) -> None:
+def test_probe_tells_interlaced_from_progressive(
+    tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from restora.cli import main
+
     v = media.probe(interlaced_clip(tmp_path / "i.mp4")).video
     assert v.interlaced and v.field_order in ("tt", "bb", "tb", "bt", "interlaced")
+    assert main(["probe", str(tmp_path / "i.mp4")]) == 0
+    assert "scan:       interlaced (declared top first, decoded bottom field first)" in capsys.readouterr().out
     p = media.probe(interlaced_clip(tmp_path / "p.mp4", interlaced=False)).video
     assert not p.interlaced and p.field_order == "progressive"
     assert media.probe(data / "video/misc/bigbuckbunny.mp4").video.field_order == "progressive"
