@@ -1260,7 +1260,8 @@ def interlaced_converter(params: EncodeParams, rgb_format: str) -> av.filter.Gra
 
 
 class ChunkWriter:
-    """Encode RGB frames with their source timestamps into one chunk file (QuickTime container).
+    """Encode RGB frames with their source timestamps into one chunk file (QuickTime container);
+    with ``params.field_order``, field-rate pictures woven two by two into interlaced frames.
 
     QuickTime keeps the stream time base and stores the encoder's negative decode timestamps (through
     an edit list), so chunks carry the source PTS and real DTS (NUT, tried first, drops DTS); :func:`package`
@@ -1303,7 +1304,7 @@ class ChunkWriter:
             self._held = None
         n = len(pts) // 2 * 2
         if n < len(pts):
-            self._held = (pts[-1], frames[-1])
+            self._held = (pts[-1], frames[-1].copy())
         if any(pts[i] % 2 for i in range(0, n, 2)):
             raise ValueError("interlaced output: a chunk must start on a frame's first field")
         top = self.params.field_order == "tt"
