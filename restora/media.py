@@ -233,6 +233,9 @@ class VideoStreamInfo(BaseModel):
     # interlaced: the field that filter takes as each frame's first in time, "top" or "bottom"
     # (:func:`_first_field`; what re-interlacing must follow, whatever the container declares)
     first_field: str | None = None
+    # lines above the picture that carry no picture, cut on decode (IMX / D-10: 32 lines of vertical
+    # blanking with VITC, WSS or teletext); ``height`` is the picture's, without them
+    vbi_lines: int = 0
     timecode: str | None = None  # start timecode "HH:MM:SS:FF" (";" before FF: drop-frame), as the source declares it
     # display matrix of a rotated/mirrored recording (see display_orientation); frames are decoded
     # upright and ``width`` / ``height`` are the displayed size
@@ -578,6 +581,11 @@ def _peek(
     return hdr_from_side_data(first, transfer), order, deinterlace_filter(order, flagged), orientation
 
 
+# IMX / D-10 (SMPTE 356M): MPEG-2 4:2:2 frames of 608 (625-line) or 512 (525-line) lines, the top 32
+# of them vertical blanking recorded with the picture; the picture is the 576 / 480 below
+IMX_SIZES = frozenset({(720, 608), (720, 512)})
+IMX_VBI_LINES = 32
+
 FIRST_FIELD_FRAMES = 8  # frames looked at to tell which field bwdif takes first (a still one cannot tell)
 
 
@@ -690,6 +698,8 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         sar = cc.sample_aspect_ratio
         hdr, field_order, deinterlace, orientation = _peek(p, color.transfer, int(cc.field_order))
         width, height = (cc.height, cc.width) if orientation and orientation[0] == 0 else (cc.width, cc.height)
+        vbi = IMX_VBI_LINES if cc.name == "mpeg2video" and (cc.width, cc.height) in IMX_SIZES else 0
+        height -= vbi
         if sar and orientation and orientation[0] == 0:
             sar = Fraction(sar.denominator, sar.numerator)  # pixels turned on their side
         timecode = _timecode(c, vs)
@@ -715,6 +725,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             field_order=field_order,
             deinterlace=deinterlace,
             first_field=None if deinterlace is None else _first_field(p, deinterlace, field_order),
+            vbi_lines=vbi,
             timecode=timecode,
             orientation=orientation,
             alpha=len(fmt.components) in (2, 4),  # gray + alpha, or color + alpha
@@ -754,8 +765,9 @@ def _src_colorspace(color: ColorInfo) -> int | None:
 
 
 def _to_rgb(frame: av.VideoFrame, video: VideoStreamInfo, deep: bool = False) -> Frames:
-    """``(H, W, 3)`` RGB as displayed (oriented by the stream's display matrix): uint8 (``rgb24``),
-    or uint16 on the full 16-bit scale (``rgb48le``) if ``deep``."""
+    """``(H, W, 3)`` RGB as displayed (IMX's blanking lines cut, :attr:`VideoStreamInfo.vbi_lines`;
+    oriented by the stream's display matrix): uint8 (``rgb24``), or uint16 on the full 16-bit scale
+    (``rgb48le``) if ``deep``."""
     fmt, color = ("rgb48le" if deep else "rgb24"), video.color
     rgb: Frames
     if _is_rgb(frame.format):
@@ -766,7 +778,7 @@ def _to_rgb(frame: av.VideoFrame, video: VideoStreamInfo, deep: bool = False) ->
                 format=fmt, src_colorspace=_src_colorspace(color), src_color_range=color.range or RANGE_MPEG
             )
         )
-    return orient(rgb, video.orientation)
+    return orient(rgb[video.vbi_lines :] if video.vbi_lines else rgb, video.orientation)
 
 
 def _decode(c: av.container.InputContainer, vs: av.video.stream.VideoStream, path: Path) -> Iterator[av.VideoFrame]:

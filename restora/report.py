@@ -89,6 +89,7 @@ def signal_report(
         },
         "timecode": {"source": source.timecode, "output": output.timecode},
         "orientation": {"source": rotation_text(source.orientation), "output": rotation_text(output.orientation)},
+        "vbi_lines_cut": source.vbi_lines,  # IMX / D-10: blanking lines above the picture, not restored
         "not_carried": lost,
     }
 

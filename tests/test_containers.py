@@ -15,7 +15,8 @@ import pytest
 from restora import media
 from restora.containers import carry_plan, output_format
 from restora.errors import ConfigError
-from tests.conftest import cut_frames, make_clip, one_chunk, with_subtitles
+from restora.metrics import psnr
+from tests.conftest import cut_frames, encode_frames, make_clip, one_chunk, with_subtitles
 
 TONE_HZ = 440.0
 TONE_AMP = 0.3
@@ -368,3 +369,72 @@ def test_mxf_source_with_mono_tracks_round_trips(data: Path, tmp_path: Path) -> 
             c.seek(0)
             decoded = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(st)])
             assert np.array_equal(decoded[: len(samples)], samples), k
+
+
+def imx_clip(path: Path, pictures: list[np.ndarray], seed: int = 0) -> Path:
+    """An IMX / D-10-style MXF: MPEG-2 4:2:2 intra, interlaced, 720x608 at 25 fps, the top 32 lines
+    random "blanking data" (VITC, teletext) changing every frame, ``pictures`` ((576, 720, 3) uint8) below."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w", format="mxf") as out:
+        s = out.add_stream("mpeg2video", rate=25)
+        s.width, s.height, s.pix_fmt = 720, 608, "yuv422p"
+        s.codec_context.options = {"g": "1", "qscale": "2", "flags": "+ildct+ilme"}
+        s.codec_context.framerate = Fraction(25)
+        s.metadata["timecode"] = "10:00:00:00"
+        frames = [np.concatenate([rng.integers(0, 256, (32, 720, 3), dtype=np.uint8), p]) for p in pictures]
+        encode_frames(out, s, frames)
+    return path
+
+
+def test_imx_blanking_lines_are_cut_on_decode(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """IMX's 32 lines of vertical blanking are not picture: probe reports 720x576 and ``vbi_lines``
+    32, every decoded frame is exactly the full frame's rows 32..607 (deinterlaced alike: 32 lines
+    keep the field parity), and ``restora probe`` says so."""
+    from PIL import Image
+
+    from restora.cli import main
+
+    pictures = [
+        np.asarray(Image.fromarray(f).resize((720, 576)))
+        for f in media.first_frames(data / "video/misc/realshort.mp4", 6)
+    ]
+    src = imx_clip(tmp_path / "imx.mxf", pictures)
+    info = media.probe(src)
+    assert (info.video.width, info.video.height, info.video.vbi_lines, info.video.interlaced) == (720, 576, 32, True)
+    index, _, _ = media.scan(src, info)
+    ((_, cut),) = media.read_frames(src, info, index, 0, 6, batch=6)
+    full_info = info.model_copy(update={"video": info.video.model_copy(update={"vbi_lines": 0, "height": 608})})
+    ((_, full),) = media.read_frames(src, full_info, index, 0, 6, batch=6)
+    assert cut.shape == (6, 576, 720, 3) and np.array_equal(cut, full[:, 32:])
+    assert psnr(cut[2], pictures[2], 255) > 30.0  # the picture, not the blanking data
+    assert main(["probe", str(src)]) == 0
+    assert "vbi:        32 lines of blanking above the picture (IMX / D-10), cut on restore" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_imx_archive_tape_round_trip_into_interlaced_mxf(data: Path, tmp_path: Path) -> None:
+    """An IMX tape's MXF restored per field and re-interlaced into MXF: 720x576 (the blanking cut),
+    MPEG-2 4:2:2 interlaced at the source's first field, 25 fps, timecode kept; the report says
+    how many blanking lines were cut."""
+    from PIL import Image
+
+    from restora.cli import main
+
+    pictures = [
+        np.asarray(Image.fromarray(f).resize((720, 576)))
+        for f in media.first_frames(data / "video/misc/realshort.mp4", 6)
+    ]
+    src = imx_clip(tmp_path / "tape.mxf", pictures)
+    out = tmp_path / "tape.restored.mxf"
+    argv = ["restore", str(src), "-o", str(out), "--scale", "1", "--stages", "deflicker", "--reinterlace"]
+    assert main(argv) == 0
+    got, source = media.probe(out).video, media.probe(src).video
+    assert (got.codec, got.width, got.height, got.frames, got.frame_rate) == ("mpeg2video", 720, 576, 6, "25/1")
+    assert got.interlaced and got.first_field == source.first_field and got.vbi_lines == 0
+    assert got.timecode == "10:00:00:00"
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["signal"]["vbi_lines_cut"] == 32 and report["signal"]["scan"]["reinterlaced"] is True
+    restored = np.stack(media.first_frames(out, 6))
+    deinterlaced_source = np.stack(media.first_frames(src, 6))
+    assert min(psnr(a, b, 255) for a, b in zip(restored, deinterlaced_source, strict=True)) > 30.0
