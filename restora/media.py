@@ -257,7 +257,8 @@ class VideoStreamInfo(BaseModel):
 
 
 class OtherStreamInfo(BaseModel):
-    """An audio, subtitle or data stream that is carried over untouched."""
+    """An audio, subtitle or data stream of the source (audio and subtitles are carried; data streams,
+    except a timecode track, are not)."""
 
     index: int
     type: str
@@ -266,6 +267,7 @@ class OtherStreamInfo(BaseModel):
     sample_rate: int | None = None
     channels: int | None = None
     layout: str | None = None
+    timecode_track: bool = False  # a data stream that is a timecode track (QuickTime tmcd): carried as the timecode
 
 
 class Chapter(BaseModel):
@@ -690,6 +692,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 type=s.type,
                 codec=sc.name if sc is not None else "unknown",
                 language=s.metadata.get("language"),
+                timecode_track=s.type == "data" and any(k.lower() == "timecode" for k in s.metadata),
             )
             if s.type == "audio" and isinstance(sc, av.audio.codeccontext.AudioCodecContext):
                 info.sample_rate, info.channels = sc.sample_rate, sc.channels

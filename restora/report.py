@@ -94,6 +94,25 @@ def signal_report(
     }
 
 
+def streams_not_carried(source: MediaInfo, output: MediaInfo) -> list[str]:
+    """What of the source's streams and container the output lacks: ``"other_video_streams"`` (one
+    video stream is restored), ``"data_streams"`` (metadata, KLV, SCTE-35, ancillary data; a
+    timecode track is carried as the timecode), ``"chapters"`` (MXF and MPEG-TS have none),
+    ``"audio_channel_layout"`` (FFmpeg's MXF writes no channel labels: six channels arrive in
+    FFmpeg's order, L R C LFE Ls Rs)."""
+    lost = []
+    if source.video_streams > 1:
+        lost.append("other_video_streams")
+    if any(not d.timecode_track for d in source.data):
+        lost.append("data_streams")
+    if source.chapters and not output.chapters:
+        lost.append("chapters")
+    pairs = zip(source.audio, output.audio, strict=False)
+    if any(a.layout and not a.layout.endswith("channels") and a.layout != b.layout for a, b in pairs):
+        lost.append("audio_channel_layout")
+    return lost
+
+
 def build_report(
     spec: RestoreSpec,
     asset: AssetRef,
@@ -137,12 +156,7 @@ def build_report(
         s["end_s"] = max(s["end_s"], c.chunk.end_s)
         s["chunks"] += 1
     signal = signal_report(asset.source, output_info.video, asset.info.video)
-    if asset.info.chapters and not output_info.chapters:
-        signal["not_carried"].append("chapters")  # MXF and MPEG-TS have no chapter marks
-    pairs = zip(asset.info.audio, output_info.audio, strict=False)
-    if any(a.layout and not a.layout.endswith("channels") and a.layout != b.layout for a, b in pairs):
-        # MXF as FFmpeg writes it has no channel labels: "6 channels" in FFmpeg's order (L R C LFE Ls Rs)
-        signal["not_carried"].append("audio_channel_layout")
+    signal["not_carried"] += streams_not_carried(asset.info, output_info)
     return {
         "restora_report": 1,
         "run_id": run_id,

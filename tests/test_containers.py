@@ -438,3 +438,30 @@ def test_imx_archive_tape_round_trip_into_interlaced_mxf(data: Path, tmp_path: P
     restored = np.stack(media.first_frames(out, 6))
     deinterlaced_source = np.stack(media.first_frames(src, 6))
     assert min(psnr(a, b, 255) for a, b in zip(restored, deinterlaced_source, strict=True)) > 30.0
+
+
+def test_streams_the_output_lacks_are_named(tmp_path: Path) -> None:
+    """A KLV data stream (as drones and news cameras record) is not copied, and the report says
+    ``data_streams``; a QuickTime timecode track is a data stream too, but it is carried as the
+    start timecode, so it is not named."""
+    from restora.report import streams_not_carried
+
+    klv = tmp_path / "klv.ts"
+    with av.open(str(klv), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 128, 64, "yuv420p"
+        data = out.add_mux_stream("klv")
+        encode_frames(out, vs, cut_frames(5, [], h=64, w=128))
+        for i in range(5):
+            pkt = av.Packet(b"\x06\x0e\x2b\x34" + bytes(12) + b"\x01\x00")
+            pkt.stream, pkt.pts, pkt.dts, pkt.time_base = data, i * 3600, i * 3600, Fraction(1, 90000)
+            out.mux(pkt)
+    info, index = one_chunk(klv, tmp_path / "c.mov", "o.mkv")
+    media.package([(tmp_path / "c.mov", index.pts[0])], klv, info, tmp_path / "o.mkv")
+    assert streams_not_carried(info, media.probe(tmp_path / "o.mkv")) == ["data_streams"]
+
+    tc = make_clip(tmp_path / "tc.mov", cut_frames(3, [], h=64, w=128), timecode="01:00:00:00")
+    tc_info, tc_index = one_chunk(tc, tmp_path / "c2.mov", "o.mov")
+    assert tc_info.data and tc_info.data[0].timecode_track
+    media.package([(tmp_path / "c2.mov", tc_index.pts[0])], tc, tc_info, tmp_path / "o.mov")
+    assert streams_not_carried(tc_info, media.probe(tmp_path / "o.mov")) == []
