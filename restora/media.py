@@ -923,14 +923,15 @@ def scan(
         vs.codec_context.options = EXPORT_QP
         tb = vs.time_base or Fraction(1, 90000)
         rate = Fraction(info.video.frame_rate)
+        vbi = round(th * info.video.vbi_lines / info.video.height)  # thumbnail rows of blanking
         has_pts = True
         for frame in _decode(c, vs, p):
             if frame.pts is None:
                 has_pts = False
             pts.append(frame.pts if frame.pts is not None else 0)
             qps.append(frame_qp(frame))
-            g = frame.reformat(width=tw, height=th, format="gray")
-            thumbs.append(np.asarray(g.to_ndarray(), dtype=np.uint8))
+            g = frame.reformat(width=tw, height=th + vbi, format="gray")
+            thumbs.append(np.asarray(g.to_ndarray()[vbi:], dtype=np.uint8))  # IMX: the picture, not its blanking
             if progress is not None and len(pts) % 25 == 0:
                 progress(len(pts))
     if not pts:

@@ -401,7 +401,17 @@ def test_imx_blanking_lines_are_cut_on_decode(data: Path, tmp_path: Path, capsys
     src = imx_clip(tmp_path / "imx.mxf", pictures)
     info = media.probe(src)
     assert (info.video.width, info.video.height, info.video.vbi_lines, info.video.interlaced) == (720, 576, 32, True)
-    index, _, _ = media.scan(src, info)
+    index, thumbs, _ = media.scan(src, info)
+    # shot detection's thumbnails are of the picture (2 rows of blanking cut from 38): under a still
+    # picture, blanking data changing every frame (VITC counts) barely moves them
+    still = imx_clip(tmp_path / "still.mxf", [pictures[0]] * 4)
+    _, still_thumbs, _ = media.scan(still, media.probe(still))
+    with av.open(str(still)) as c:
+        framed = np.stack([f.reformat(width=64, height=36, format="gray").to_ndarray() for f in c.decode(video=0)])
+    change, framed_change = (float(np.abs(np.diff(x.astype(float), axis=0)).mean()) for x in (still_thumbs, framed))
+    with capsys.disabled():
+        print(f"IMX still picture: thumbnails change {change:.2f} codes a frame, {framed_change:.2f} with the blanking")
+    assert thumbs.shape == (6, 36, 64) and change < 0.6 * framed_change
     ((_, cut),) = media.read_frames(src, info, index, 0, 6, batch=6)
     full_info = info.model_copy(update={"video": info.video.model_copy(update={"vbi_lines": 0, "height": 608})})
     ((_, full),) = media.read_frames(src, full_info, index, 0, 6, batch=6)
