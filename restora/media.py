@@ -236,6 +236,9 @@ class VideoStreamInfo(BaseModel):
     # lines above the picture that carry no picture, cut on decode (IMX / D-10: 32 lines of vertical
     # blanking with VITC, WSS or teletext); ``height`` is the picture's, without them
     vbi_lines: int = 0
+    # closed captions (CEA-608/708) travel inside the video stream (H.264 SEI, MPEG-2 user data): the
+    # re-encoded output does not have them (PyAV cannot attach them to new frames)
+    captions: bool = False
     timecode: str | None = None  # start timecode "HH:MM:SS:FF" (";" before FF: drop-frame), as the source declares it
     # display matrix of a rotated/mirrored recording (see display_orientation); frames are decoded
     # upright and ``width`` / ``height`` are the displayed size
@@ -566,21 +569,22 @@ def at_field_rate(info: MediaInfo) -> MediaInfo:
 
 def _peek(
     path: Path, transfer: int, field_order: int, frames: int = 4
-) -> tuple[HdrInfo | None, str, str | None, Orientation | None]:
+) -> tuple[HdrInfo | None, str, str | None, Orientation | None, bool]:
     """What only decoded frames tell: the HDR metadata and display orientation of the first one
     (both per stream); for a stream not declared progressive, whether its first ``frames`` are
-    flagged interlaced, hence its field order and deinterlacer (:func:`deinterlace_filter`)."""
+    flagged interlaced, hence its field order and deinterlacer (:func:`deinterlace_filter`); and
+    whether they carry closed captions (CEA-608/708 in the video stream's SEI or user data)."""
     order = FIELD_ORDERS.get(field_order, "unknown")
     with _open_input(path) as c:
         vs = _pick_video(c, path)
-        n = 1 if order == "progressive" else frames
-        peeked = [f for _, f in zip(range(n), _decode(c, vs, path), strict=False)]
+        peeked = [f for _, f in zip(range(frames), _decode(c, vs, path), strict=False)]
     first = peeked[0] if peeked else None
     flagged = any(f.interlaced_frame for f in peeked)
     if order == "unknown":
         order = "interlaced" if flagged else "progressive"
     orientation = display_orientation(first, path)
-    return hdr_from_side_data(first, transfer), order, deinterlace_filter(order, flagged), orientation
+    captions = any(name == "A53_CC" for f in peeked for name, _ in side_data(f))
+    return hdr_from_side_data(first, transfer), order, deinterlace_filter(order, flagged), orientation, captions
 
 
 # IMX / D-10 (SMPTE 356M): MPEG-2 4:2:2 frames of 608 (625-line) or 512 (525-line) lines, the top 32
@@ -699,7 +703,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 info.layout = sc.layout.name if sc.layout is not None else None
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
-        hdr, field_order, deinterlace, orientation = _peek(p, color.transfer, int(cc.field_order))
+        hdr, field_order, deinterlace, orientation, captions = _peek(p, color.transfer, int(cc.field_order))
         width, height = (cc.height, cc.width) if orientation and orientation[0] == 0 else (cc.width, cc.height)
         vbi = IMX_VBI_LINES if cc.name == "mpeg2video" and (cc.width, cc.height) in IMX_SIZES else 0
         height -= vbi
@@ -729,6 +733,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             deinterlace=deinterlace,
             first_field=None if deinterlace is None else _first_field(p, deinterlace, field_order),
             vbi_lines=vbi,
+            captions=captions,
             timecode=timecode,
             orientation=orientation,
             alpha=len(fmt.components) in (2, 4),  # gray + alpha, or color + alpha

@@ -475,3 +475,48 @@ def test_streams_the_output_lacks_are_named(tmp_path: Path) -> None:
     assert tc_info.data and tc_info.data[0].timecode_track
     media.package([(tmp_path / "c2.mov", tc_index.pts[0])], tc, tc_info, tmp_path / "o.mov")
     assert streams_not_carried(tc_info, media.probe(tmp_path / "o.mov")) == []
+
+
+def with_captions(path: Path, frames: list[np.ndarray]) -> Path:
+    """Raw H.264 (Annex B) whose every picture carries a CEA-608 caption pair in an ATSC A/53 SEI
+    (``GA94`` user data, as broadcast encoders write it): what FFmpeg's decoder exports as A53_CC."""
+    plain = path.with_suffix(".plain.264")
+    with av.open(str(plain), "w", format="h264") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = "yuv420p"
+        s.codec_context.options = {"preset": "ultrafast", "crf": "20"}
+        encode_frames(out, s, frames)
+    data = plain.read_bytes()
+    cc = bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0xC1, 0xFF, 0xFC, 0x94, 0x20, 0xFF])  # 1 pair: RCL
+    sei = b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(cc)]) + cc + b"\x80"  # SEI, user_data_registered
+    out_bytes, prev = b"", 0
+    for m in re.finditer(b"\x00\x00\x01", data):
+        i = m.start()
+        if data[i + 3] & 0x1F in (1, 5):  # before each slice
+            cut = i - 1 if i and data[i - 1] == 0 else i
+            out_bytes, prev = out_bytes + data[prev:cut] + sei, cut
+    path.write_bytes(out_bytes + data[prev:])
+    return path
+
+
+def test_closed_captions_in_the_video_stream_are_reported_as_not_carried(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CEA-608/708 captions ride inside the video bitstream, which the restore re-encodes from new
+    pictures: probe detects them, ``restora probe`` says they will not be carried, and the report's
+    ``signal.not_carried`` names ``closed_captions`` (a caption-less output is not passed off as complete)."""
+    from restora.cli import main
+    from restora.report import signal_report
+
+    frames = cut_frames(6, [], h=64, w=128)
+    src = with_captions(tmp_path / "cc.264", frames)
+    info = media.probe(src)
+    assert info.video.captions and not media.probe(make_clip(tmp_path / "plain.mp4", frames)).video.captions
+    _, index = one_chunk(src, tmp_path / "c.mov", "o.mp4")
+    media.package([(tmp_path / "c.mov", index.pts[0])], src, info, tmp_path / "o.mp4")
+    out = media.probe(tmp_path / "o.mp4")
+    assert not out.video.captions
+    assert signal_report(info.video, out.video)["not_carried"] == ["closed_captions"]
+    assert main(["probe", str(src)]) == 0
+    assert "captions:   CEA-608/708 in the video stream; not carried" in capsys.readouterr().out
