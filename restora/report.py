@@ -200,7 +200,13 @@ def build_report(
             "stages": stages,
             "synthesized_pixels": any(bool(s.get("synthesizes")) for s in stages),
             "deinterlace": asset.info.video.deinterlace,
-            "encode": {"codec": output_info.video.codec, "crf": spec.crf, "x264_preset": spec.x264_preset},
+            # CRF and preset drive x264 / x265 only (DNxHR, ProRes, MPEG-2 and FFV1 have their own settings)
+            "encode": {"codec": output_info.video.codec}
+            | (
+                {"crf": spec.crf, "x264_preset": spec.x264_preset}
+                if output_info.video.codec in ("h264", "hevc")
+                else {}
+            ),
             # audio streams (source indices) decoded to 24-bit 48 kHz PCM, aligned to the first frame (MXF)
             "audio_to_pcm": packets.get("pcm", []),
             "spec": [st.model_dump() for st in spec.resolved_stages()],

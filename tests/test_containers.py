@@ -256,7 +256,7 @@ def test_restore_to_mxf_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert got.video.timecode == "10:00:00:00" and got.audio[0].codec == "pcm_s24le"
     report = json.loads(Path(str(out) + ".report.json").read_text())
     assert report["signal"]["not_carried"] == ["chapters", "audio_channel_layout"]  # MXF: no channel labels
-    assert report["provenance"]["audio_to_pcm"] == [1] and report["provenance"]["encode"]["codec"] == "dnxhd"
+    assert report["provenance"]["audio_to_pcm"] == [1] and report["provenance"]["encode"] == {"codec": "dnxhd"}
     printed = capsys.readouterr().out
     assert "audio:   stream 1 as 24-bit 48 kHz PCM" in printed
     assert "warning: the source's chapters, audio_channel_layout could not be carried over" in printed
