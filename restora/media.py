@@ -310,6 +310,9 @@ class FrameIndex:
     has_pts: bool
     qp: list[float] | None = None  # mean quantiser of each frame (:func:`frame_qp`); None: not exported
     qp_codec: str | None = None  # whose quantiser ``qp`` is: "h264" (QP 0-51), "mpeg2", "mpeg4" (2-62), ...
+    # each frame's CEA-608 caption data (:func:`cea608_triplets`, hex; "" where none); None: no captions.
+    # Source frames only: a field-rate index leaves them out (:func:`package` takes the source's index)
+    captions: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -331,6 +334,18 @@ class FrameIndex:
             qp=[q for q in self.qp for _ in range(2)] if self.qp is not None else None,
             qp_codec=self.qp_codec,
         )
+
+
+def cea608_triplets(frame: av.VideoFrame) -> bytes:
+    """The CEA-608 part of a frame's ATSC A/53 caption data (H.264 SEI, MPEG-2 user data):
+    ``cc_data`` triplets (marker bits, ``cc_valid``, ``cc_type``; two data bytes) that are valid
+    and of type 0 or 1 (608 field 1 / field 2). CEA-708 packets (types 2, 3) are left out: a
+    QuickTime ``c608`` track, where :func:`package` puts these, holds 608 only."""
+    for name, payload in side_data(frame):
+        if name == "A53_CC":
+            triplets = (payload[i : i + 3] for i in range(0, len(payload) - 2, 3))
+            return b"".join(t for t in triplets if t[0] & 0x04 and t[0] & 0x03 in (0, 1))
+    return b""
 
 
 # The decoder option that makes FFmpeg's H.264, MPEG-2 and VP9 decoders attach each frame's
@@ -901,7 +916,8 @@ def scan(
     thumb: tuple[int, int] = (64, 36),
     progress: Callable[[int], None] | None = None,
 ) -> tuple[FrameIndex, npt.NDArray[np.uint8], str]:
-    """Decode every frame once: timestamps, small luma thumbnails for shot detection, and a hash.
+    """Decode every frame once: timestamps, small luma thumbnails for shot detection, quantisers,
+    closed captions (when probe found some), and a hash.
 
     Args:
         path: the media file.
@@ -922,6 +938,7 @@ def scan(
     pts: list[int] = []
     qps: list[tuple[str, float] | None] = []
     thumbs: list[U8] = []
+    captions: list[str] = []
     with _open_input(p) as c:
         vs = _pick_video(c, p)
         vs.thread_type = "AUTO"
@@ -935,6 +952,8 @@ def scan(
                 has_pts = False
             pts.append(frame.pts if frame.pts is not None else 0)
             qps.append(frame_qp(frame))
+            if info.video.captions:
+                captions.append(cea608_triplets(frame).hex())
             g = frame.reformat(width=tw, height=th + vbi, format="gray")
             thumbs.append(np.asarray(g.to_ndarray()[vbi:], dtype=np.uint8))  # IMX: the picture, not its blanking
             if progress is not None and len(pts) % 25 == 0:
@@ -954,7 +973,8 @@ def scan(
         # others, not calibrated: none)
         series = (info.video.codec, series[1])
     index = FrameIndex(pts=pts, time_base=Fraction(tb), has_pts=has_pts,
-                       qp=series[1] if series else None, qp_codec=series[0] if series else None)  # fmt: skip
+                       qp=series[1] if series else None, qp_codec=series[0] if series else None,
+                       captions=captions if any(captions) else None)  # fmt: skip
     return index, np.stack(thumbs), digest
 
 
@@ -1405,6 +1425,7 @@ def package(
     source: str | os.PathLike[str],
     info: MediaInfo,
     output: str | os.PathLike[str],
+    captions: FrameIndex | None = None,
 ) -> dict[str, Any]:
     """Concatenate encoded chunks into ``output`` and mux the source's audio, subtitles and chapters.
 
@@ -1415,10 +1436,14 @@ def package(
     joins. Audio and subtitle packets are copied from the source as they are (bit-identical
     payloads), except into MXF, whose audio is 24-bit PCM at 48 kHz aligned to the first frame
     (:func:`restora.containers.carry_plan`). Packets of all streams are interleaved by time.
+    Closed captions, which the source carried inside its video stream and the re-encode drops, go
+    into MOV/MP4 as a CEA-608 track (QuickTime ``c608``), one sample per source frame at its PTS,
+    from the source's frame index (``captions``, :attr:`FrameIndex.captions`); other containers
+    have no such track.
 
     Returns:
-        Counts of packets written per stream kind, and under ``"pcm"`` the source stream indices
-        that were decoded to PCM.
+        Counts of packets written per stream kind (``"captions"``: CEA-608 samples), and under
+        ``"pcm"`` the source stream indices that were decoded to PCM.
 
     Raises:
         ConfigError: a source stream's codec cannot be stored in the chosen container.
@@ -1428,7 +1453,7 @@ def package(
     src = Path(source)
     carried = {s.index: s for s in [*info.audio, *info.subtitles]}
     plan = carry_plan(info, out_path)
-    counts: dict[str, Any] = {"video": 0, "audio": 0, "subtitle": 0}
+    counts: dict[str, Any] = {"video": 0, "audio": 0, "subtitle": 0, "captions": 0}
     src_tb = Fraction(info.video.time_base)
     with (
         av.open(str(chunks[0][0])) as first,
@@ -1451,6 +1476,11 @@ def package(
             vout.metadata["timecode"] = info.video.timecode
             vout.codec_context.framerate = Fraction(info.video.frame_rate)
         mapping: dict[int, Any] = {}
+        caption_key = max([info.video.index, *carried], default=0) + 1  # after every source stream
+        if captions is not None and captions.captions and fmt in ("mp4", "mov"):
+            cc = out.add_mux_stream("eia_608")
+            cc.time_base = captions.time_base
+            mapping[caption_key] = cc
         for idx, how in plan.items():
             if how == "pcm":
                 mapping[idx] = pcm_stream(out, carried[idx])
@@ -1513,7 +1543,21 @@ def package(
                     t = pkt.dts if pkt.dts is not None else pkt.pts
                     yield (float(t * pkt.time_base) if t is not None and pkt.time_base else 0.0), 1 + idx, pkt
 
-        streams = [video_packets(), *(other_packets(i) for i in mapping)]
+        def caption_packets() -> Iterator[tuple[float, int, av.Packet[Any]]]:
+            assert captions is not None and captions.captions is not None
+            p = captions.pts
+            for k, triplets in enumerate(captions.captions):
+                if triplets:
+                    pkt = av.Packet(bytes.fromhex(triplets))
+                    pkt.pts = pkt.dts = p[k]
+                    # a sample lasts until the next frame (the last one as long as the one before)
+                    pkt.duration = p[k + 1] - p[k] if k + 1 < len(p) else (p[k] - p[k - 1] if k else 1)
+                    pkt.time_base = captions.time_base
+                    yield float(p[k] * captions.time_base), 1 + caption_key, pkt
+
+        streams = [video_packets(), *(other_packets(i) for i in plan)]
+        if caption_key in mapping:
+            streams.append(caption_packets())
         for _, key, pkt in heapq.merge(*streams, key=lambda x: (x[0], x[1])):
             if key == 0:
                 pkt.stream = vout
@@ -1521,7 +1565,7 @@ def package(
             else:
                 so = mapping[key - 1]
                 pkt.stream = so
-                counts[so.type] += 1
+                counts["captions" if key - 1 == caption_key else so.type] += 1
             out.mux(pkt)
     counts["pcm"] = [i for i, how in plan.items() if how == "pcm"]
     return counts

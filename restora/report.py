@@ -53,7 +53,7 @@ def signal_report(
     whether at field rate), frame rate, HDR signalling, start timecode and display orientation (a
     rotated source is decoded upright) of source and output, and what of the source's metadata the
     output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
-    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``, ``"closed_captions"``). ``decoded`` is the
+    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``). ``decoded`` is the
     stream as the run decoded it when that differs from ``source`` (field rate: its timecode is
     counted in fields; a re-interlaced output, back at the source's rate, keeps the source's)."""
     decoded = decoded or source
@@ -70,8 +70,6 @@ def signal_report(
         lost.append("timecode")
     if source.alpha and not output.alpha:
         lost.append("alpha")
-    if source.captions and not output.captions:
-        lost.append("closed_captions")
     return {
         "bit_depth": {"source": source.bit_depth, "output": output.bit_depth},
         "scan": {
@@ -101,8 +99,12 @@ def streams_not_carried(source: MediaInfo, output: MediaInfo) -> list[str]:
     video stream is restored), ``"data_streams"`` (metadata, KLV, SCTE-35, ancillary data; a
     timecode track is carried as the timecode), ``"chapters"`` (MXF and MPEG-TS have none),
     ``"audio_channel_layout"`` (FFmpeg's MXF writes no channel labels: six channels arrive in
-    FFmpeg's order, L R C LFE Ls Rs)."""
+    FFmpeg's order, L R C LFE Ls Rs), ``"closed_captions"`` (CEA-608/708 inside the source's video
+    stream, which the re-encode drops, and no CEA-608 track for them: only MOV/MP4 have one)."""
     lost = []
+    caption_track = any(s.codec in ("cc_dec", "eia_608") for s in output.subtitles)
+    if source.video.captions and not (output.video.captions or caption_track):
+        lost.append("closed_captions")
     if source.video_streams > 1:
         lost.append("other_video_streams")
     if any(not d.timecode_track for d in source.data):

@@ -44,6 +44,7 @@ def ingest(input_uri: str, carrier: dict[str, str], field_rate: bool = False) ->
                     "has_pts": index.has_pts,
                     "qp": index.qp,
                     "qp_codec": index.qp_codec,
+                    "captions": index.captions,
                 }
             ).encode(),
         )

@@ -17,7 +17,7 @@ from restora.report import AssetRef, ChunkRef, build_report
 from restora.spec import RestoreSpec
 from tasks import _runtime
 from tasks.restore_shot import build_stages
-from tasks.shots import load_index
+from tasks.shots import load_index, load_source_index
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def package(
                     st.local_path(asset.source_key),
                     info,
                     out,
+                    captions=load_source_index(asset),
                 )
             mux_s = time.perf_counter() - t
             out_info = media.probe(out)

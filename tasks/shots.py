@@ -18,16 +18,22 @@ from restora.spec import ShotSpec
 from tasks import _runtime
 
 
-def load_index(asset: AssetRef) -> media.FrameIndex:
-    """The frame index stored by ``ingest``, counted in fields for a field-rate asset."""
+def load_source_index(asset: AssetRef) -> media.FrameIndex:
+    """The frame index stored by ``ingest``: the source's frames, with their captions."""
     d = json.loads(_runtime.store().get_bytes(asset.index_key))
-    index = media.FrameIndex(
+    return media.FrameIndex(
         pts=d["pts"],
         time_base=Fraction(d["time_base"]),
         has_pts=d["has_pts"],
         qp=d.get("qp"),
         qp_codec=d.get("qp_codec"),
+        captions=d.get("captions"),
     )
+
+
+def load_index(asset: AssetRef) -> media.FrameIndex:
+    """The frame index stored by ``ingest``, counted in fields for a field-rate asset."""
+    index = load_source_index(asset)
     return index.at_field_rate() if asset.info.video.field_rate else index
 
 

@@ -477,46 +477,84 @@ def test_streams_the_output_lacks_are_named(tmp_path: Path) -> None:
     assert streams_not_carried(tc_info, media.probe(tmp_path / "o.mov")) == []
 
 
+# CEA-608 byte pairs (odd parity) of a pop-on caption "HI": resume caption loading, the two
+# characters, end of caption (display); then null padding, as broadcast encoders send every frame
+CAPTION_PAIRS = [(0x94, 0x20), (0xC8, 0x49), (0x94, 0x2F)]
+
+
 def with_captions(path: Path, frames: list[np.ndarray]) -> Path:
-    """Raw H.264 (Annex B) whose every picture carries a CEA-608 caption pair in an ATSC A/53 SEI
-    (``GA94`` user data, as broadcast encoders write it): what FFmpeg's decoder exports as A53_CC."""
+    """Raw H.264 (Annex B) whose every picture carries an ATSC A/53 caption SEI (``GA94`` user
+    data, one CEA-608 field-1 pair: :data:`CAPTION_PAIRS` on the first frames, then padding), as
+    broadcast encoders write them and FFmpeg's decoder exports as A53_CC side data."""
     plain = path.with_suffix(".plain.264")
     with av.open(str(plain), "w", format="h264") as out:
         s = out.add_stream("libx264", rate=25)
         s.height, s.width = frames[0].shape[:2]
         s.pix_fmt = "yuv420p"
-        s.codec_context.options = {"preset": "ultrafast", "crf": "20"}
+        s.codec_context.options = {"preset": "ultrafast", "crf": "20", "bf": "0"}  # decode order = display order
         encode_frames(out, s, frames)
     data = plain.read_bytes()
-    cc = bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0xC1, 0xFF, 0xFC, 0x94, 0x20, 0xFF])  # 1 pair: RCL
-    sei = b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(cc)]) + cc + b"\x80"  # SEI, user_data_registered
-    out_bytes, prev = b"", 0
+    out_bytes, prev, picture = b"", 0, 0
     for m in re.finditer(b"\x00\x00\x01", data):
         i = m.start()
-        if data[i + 3] & 0x1F in (1, 5):  # before each slice
+        if data[i + 3] & 0x1F in (1, 5):  # before each slice: one per picture here
+            b1, b2 = CAPTION_PAIRS[picture] if picture < len(CAPTION_PAIRS) else (0x80, 0x80)
+            cc = bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0xC1, 0xFF, 0xFC, b1, b2, 0xFF])
+            sei = b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(cc)]) + cc + b"\x80"  # user_data_registered
             cut = i - 1 if i and data[i - 1] == 0 else i
-            out_bytes, prev = out_bytes + data[prev:cut] + sei, cut
+            out_bytes, prev, picture = out_bytes + data[prev:cut] + sei, cut, picture + 1
     path.write_bytes(out_bytes + data[prev:])
     return path
 
 
-def test_closed_captions_in_the_video_stream_are_reported_as_not_carried(
+def test_closed_captions_go_into_a_cea608_track_or_are_named_as_lost(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """CEA-608/708 captions ride inside the video bitstream, which the restore re-encodes from new
-    pictures: probe detects them, ``restora probe`` says they will not be carried, and the report's
-    ``signal.not_carried`` names ``closed_captions`` (a caption-less output is not passed off as complete)."""
+    """CEA-608 captions ride inside the video bitstream, which the restore re-encodes from new
+    pictures. Probe finds them, the frame index keeps each frame's caption bytes, and into MOV/MP4
+    they become a CEA-608 track: the same bytes at the same frame times, which FFmpeg's caption
+    decoder reads back as the caption "HI". Into Matroska there is no such track, and the report
+    names ``closed_captions`` instead of passing the output off as complete."""
     from restora.cli import main
-    from restora.report import signal_report
+    from restora.report import streams_not_carried
 
-    frames = cut_frames(6, [], h=64, w=128)
+    frames = cut_frames(8, [], h=64, w=128)
     src = with_captions(tmp_path / "cc.264", frames)
     info = media.probe(src)
     assert info.video.captions and not media.probe(make_clip(tmp_path / "plain.mp4", frames)).video.captions
-    _, index = one_chunk(src, tmp_path / "c.mov", "o.mp4")
-    media.package([(tmp_path / "c.mov", index.pts[0])], src, info, tmp_path / "o.mp4")
-    out = media.probe(tmp_path / "o.mp4")
-    assert not out.video.captions
-    assert signal_report(info.video, out.video)["not_carried"] == ["closed_captions"]
+    index, _, _ = media.scan(src, info)
+    pairs = [*CAPTION_PAIRS, *[(0x80, 0x80)] * 5]
+    assert index.captions == [bytes([0xFC, b1, b2]).hex() for b1, b2 in pairs]
+    _, chunk_index = one_chunk(src, tmp_path / "c.mov", "o.mov")
+    chunk = [(tmp_path / "c.mov", chunk_index.pts[0])]
+    assert media.package(chunk, src, info, tmp_path / "o.mov", captions=index)["captions"] == 8
+    with av.open(str(tmp_path / "o.mov")) as c:
+        track = c.streams.subtitles[0]
+        samples = [(p.pts, bytes(p).hex()) for p in c.demux(track) if p.size]
+        c.seek(0)
+        text = [sub.dialogue for sub in c.decode(track) if hasattr(sub, "dialogue")]
+    assert samples == list(zip(index.pts, index.captions, strict=True))
+    assert [t.decode().split("}")[-1] for t in text] == ["HI"]
+    assert streams_not_carried(info, media.probe(tmp_path / "o.mov")) == []
+    media.package(chunk, src, info, tmp_path / "o.mkv", captions=index)
+    assert streams_not_carried(info, media.probe(tmp_path / "o.mkv")) == ["closed_captions"]
     assert main(["probe", str(src)]) == 0
-    assert "captions:   CEA-608/708 in the video stream; not carried" in capsys.readouterr().out
+    assert "captions:   CEA-608/708 in the video stream; carried as a CEA-608 track" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_restore_keeps_closed_captions_in_mov(tmp_path: Path) -> None:
+    """Through the flow: ingest keeps each frame's caption bytes in the stored index, and the
+    restored MOV carries them as a CEA-608 track; the report has nothing to name as lost."""
+    from restora.cli import main
+
+    src = with_captions(tmp_path / "cc.264", cut_frames(8, [], h=64, w=128))
+    out = tmp_path / "o.mov"
+    assert main(["restore", str(src), "-o", str(out), "--scale", "2", "--chunk-frames", "3"]) == 0
+    with av.open(str(out)) as c:
+        track = c.streams.subtitles[0]
+        text = [sub.dialogue for sub in c.decode(track) if hasattr(sub, "dialogue")]
+    assert [t.decode().split("}")[-1] for t in text] == ["HI"]
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["signal"]["not_carried"] == [] and report["output"]["packets"]["captions"] == 8
