@@ -217,7 +217,7 @@ def cmd_probe(a: argparse.Namespace) -> int:
             " (a frame per frame; --field-rate: a frame per field; --reinterlace: per field, woven back)"
         )
     if v.captions:
-        print("captions:   CEA-608/708 in the video stream; carried as a CEA-608 track into .mov/.mp4, not into others")
+        print("captions:   CEA-608/708 in the video stream; carried as a CEA-608 track into .mov, not into others")
     if v.vbi_lines:
         print(f"vbi:        {v.vbi_lines} lines of blanking above the picture (IMX / D-10), cut on restore")
     if v.hdr is not None:

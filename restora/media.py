@@ -1437,7 +1437,7 @@ def package(
     payloads), except into MXF, whose audio is 24-bit PCM at 48 kHz aligned to the first frame
     (:func:`restora.containers.carry_plan`). Packets of all streams are interleaved by time.
     Closed captions, which the source carried inside its video stream and the re-encode drops, go
-    into MOV/MP4 as a CEA-608 track (QuickTime ``c608``), one sample per source frame at its PTS,
+    into MOV as a CEA-608 track (QuickTime ``c608``), one sample per source frame at its PTS,
     from the source's frame index (``captions``, :attr:`FrameIndex.captions`); other containers
     have no such track.
 
@@ -1477,7 +1477,7 @@ def package(
             vout.codec_context.framerate = Fraction(info.video.frame_rate)
         mapping: dict[int, Any] = {}
         caption_key = max([info.video.index, *carried], default=0) + 1  # after every source stream
-        if captions is not None and captions.captions and fmt in ("mp4", "mov"):
+        if captions is not None and captions.captions and fmt == "mov":  # FFmpeg's MP4 muxer has no c608
             cc = out.add_mux_stream("eia_608")
             cc.time_base = captions.time_base
             mapping[caption_key] = cc

@@ -100,7 +100,7 @@ def streams_not_carried(source: MediaInfo, output: MediaInfo) -> list[str]:
     timecode track is carried as the timecode), ``"chapters"`` (MXF and MPEG-TS have none),
     ``"audio_channel_layout"`` (FFmpeg's MXF writes no channel labels: six channels arrive in
     FFmpeg's order, L R C LFE Ls Rs), ``"closed_captions"`` (CEA-608/708 inside the source's video
-    stream, which the re-encode drops, and no CEA-608 track for them: only MOV/MP4 have one)."""
+    stream, which the re-encode drops, and no CEA-608 track for them: only MOV has one)."""
     lost = []
     caption_track = any(s.codec in ("cc_dec", "eia_608") for s in output.subtitles)
     if source.video.captions and not (output.video.captions or caption_track):

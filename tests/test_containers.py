@@ -511,10 +511,11 @@ def test_closed_captions_go_into_a_cea608_track_or_are_named_as_lost(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """CEA-608 captions ride inside the video bitstream, which the restore re-encodes from new
-    pictures. Probe finds them, the frame index keeps each frame's caption bytes, and into MOV/MP4
+    pictures. Probe finds them, the frame index keeps each frame's caption bytes, and into MOV
     they become a CEA-608 track: the same bytes at the same frame times, which FFmpeg's caption
-    decoder reads back as the caption "HI". Into Matroska there is no such track, and the report
-    names ``closed_captions`` instead of passing the output off as complete."""
+    decoder reads back as the caption "HI". Into MP4 (FFmpeg's muxer has no ``c608``) and Matroska
+    there is no such track, and the report names ``closed_captions`` instead of passing the output
+    off as complete."""
     from restora.cli import main
     from restora.report import streams_not_carried
 
@@ -536,8 +537,9 @@ def test_closed_captions_go_into_a_cea608_track_or_are_named_as_lost(
     assert samples == list(zip(index.pts, index.captions, strict=True))
     assert [t.decode().split("}")[-1] for t in text] == ["HI"]
     assert streams_not_carried(info, media.probe(tmp_path / "o.mov")) == []
-    media.package(chunk, src, info, tmp_path / "o.mkv", captions=index)
-    assert streams_not_carried(info, media.probe(tmp_path / "o.mkv")) == ["closed_captions"]
+    for other in ("o.mkv", "o.mp4"):
+        media.package(chunk, src, info, tmp_path / other, captions=index)
+        assert streams_not_carried(info, media.probe(tmp_path / other)) == ["closed_captions"]
     assert main(["probe", str(src)]) == 0
     assert "captions:   CEA-608/708 in the video stream; carried as a CEA-608 track" in capsys.readouterr().out
 
