@@ -216,6 +216,8 @@ def cmd_probe(a: argparse.Namespace) -> int:
             f"scan:       interlaced ({declared}decoded {v.first_field} field first); deinterlaced on restore"
             " (a frame per frame; --field-rate: a frame per field; --reinterlace: per field, woven back)"
         )
+    if v.afd is not None:
+        print(f"afd:        {v.afd} (Active Format Description); not carried (the pictures are re-encoded)")
     if v.captions:
         print("captions:   CEA-608/708 in the video stream; carried as a CEA-608 track into .mov, not into others")
     if v.vbi_lines:

@@ -239,6 +239,10 @@ class VideoStreamInfo(BaseModel):
     # closed captions (CEA-608/708) travel inside the video stream (H.264 SEI, MPEG-2 user data): the
     # re-encoded output does not have them (PyAV cannot attach them to new frames)
     captions: bool = False
+    # the Active Format Description (ETSI TS 101 154 / SMPTE 2016) code the first frames carry: how the
+    # picture sits in the frame (9: 4:3 pillarboxed in 16:9), for downstream aspect switching; lost
+    # with the re-encode like the captions
+    afd: int | None = None
     timecode: str | None = None  # start timecode "HH:MM:SS:FF" (";" before FF: drop-frame), as the source declares it
     # display matrix of a rotated/mirrored recording (see display_orientation); frames are decoded
     # upright and ``width`` / ``height`` are the displayed size
@@ -584,11 +588,12 @@ def at_field_rate(info: MediaInfo) -> MediaInfo:
 
 def _peek(
     path: Path, transfer: int, field_order: int, frames: int = 4
-) -> tuple[HdrInfo | None, str, str | None, Orientation | None, bool]:
+) -> tuple[HdrInfo | None, str, str | None, Orientation | None, bool, int | None]:
     """What only decoded frames tell: the HDR metadata and display orientation of the first one
     (both per stream); for a stream not declared progressive, whether its first ``frames`` are
     flagged interlaced, hence its field order and deinterlacer (:func:`deinterlace_filter`); and
-    whether they carry closed captions (CEA-608/708 in the video stream's SEI or user data)."""
+    whether they carry closed captions (CEA-608/708 in the video stream's SEI or user data) and an
+    Active Format Description (its code)."""
     order = FIELD_ORDERS.get(field_order, "unknown")
     with _open_input(path) as c:
         vs = _pick_video(c, path)
@@ -598,8 +603,11 @@ def _peek(
     if order == "unknown":
         order = "interlaced" if flagged else "progressive"
     orientation = display_orientation(first, path)
-    captions = any(name == "A53_CC" for f in peeked for name, _ in side_data(f))
-    return hdr_from_side_data(first, transfer), order, deinterlace_filter(order, flagged), orientation, captions
+    marks = [(name, payload) for f in peeked for name, payload in side_data(f)]
+    captions = any(name == "A53_CC" for name, _ in marks)
+    afd = next((payload[0] for name, payload in marks if name == "AFD" and payload), None)
+    order_filter = deinterlace_filter(order, flagged)
+    return hdr_from_side_data(first, transfer), order, order_filter, orientation, captions, afd
 
 
 # IMX / D-10 (SMPTE 356M): MPEG-2 4:2:2 frames of 608 (625-line) or 512 (525-line) lines, the top 32
@@ -718,7 +726,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 info.layout = sc.layout.name if sc.layout is not None else None
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
-        hdr, field_order, deinterlace, orientation, captions = _peek(p, color.transfer, int(cc.field_order))
+        hdr, field_order, deinterlace, orientation, captions, afd = _peek(p, color.transfer, int(cc.field_order))
         width, height = (cc.height, cc.width) if orientation and orientation[0] == 0 else (cc.width, cc.height)
         vbi = IMX_VBI_LINES if cc.name == "mpeg2video" and (cc.width, cc.height) in IMX_SIZES else 0
         height -= vbi
@@ -749,6 +757,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             first_field=None if deinterlace is None else _first_field(p, deinterlace, field_order),
             vbi_lines=vbi,
             captions=captions,
+            afd=afd,
             timecode=timecode,
             orientation=orientation,
             alpha=len(fmt.components) in (2, 4),  # gray + alpha, or color + alpha

@@ -53,7 +53,7 @@ def signal_report(
     whether at field rate), frame rate, HDR signalling, start timecode and display orientation (a
     rotated source is decoded upright) of source and output, and what of the source's metadata the
     output does not carry (``not_carried``: ``"mastering_display"``, ``"content_light_level"``,
-    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``). ``decoded`` is the
+    dynamic HDR metadata such as ``"hdr10+"``, ``"timecode"``, ``"alpha"``, ``"afd"``). ``decoded`` is the
     stream as the run decoded it when that differs from ``source`` (field rate: its timecode is
     counted in fields; a re-interlaced output, back at the source's rate, keeps the source's)."""
     decoded = decoded or source
@@ -70,6 +70,8 @@ def signal_report(
         lost.append("timecode")
     if source.alpha and not output.alpha:
         lost.append("alpha")
+    if source.afd is not None and output.afd is None:
+        lost.append("afd")  # Active Format Description: in the video stream, lost with the re-encode
     return {
         "bit_depth": {"source": source.bit_depth, "output": output.bit_depth},
         "scan": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -482,10 +483,9 @@ def test_streams_the_output_lacks_are_named(tmp_path: Path) -> None:
 CAPTION_PAIRS = [(0x94, 0x20), (0xC8, 0x49), (0x94, 0x2F)]
 
 
-def with_captions(path: Path, frames: list[np.ndarray]) -> Path:
-    """Raw H.264 (Annex B) whose every picture carries an ATSC A/53 caption SEI (``GA94`` user
-    data, one CEA-608 field-1 pair: :data:`CAPTION_PAIRS` on the first frames, then padding), as
-    broadcast encoders write them and FFmpeg's decoder exports as A53_CC side data."""
+def h264_with_sei(path: Path, frames: list[np.ndarray], payload: Callable[[int], bytes]) -> Path:
+    """Raw H.264 (Annex B, no B-frames) with a registered-user-data SEI (ITU-T T.35: ATSC A/53
+    captions, DVB AFD) before each picture's slice, ``payload(picture number)`` its bytes."""
     plain = path.with_suffix(".plain.264")
     with av.open(str(plain), "w", format="h264") as out:
         s = out.add_stream("libx264", rate=25)
@@ -497,14 +497,44 @@ def with_captions(path: Path, frames: list[np.ndarray]) -> Path:
     out_bytes, prev, picture = b"", 0, 0
     for m in re.finditer(b"\x00\x00\x01", data):
         i = m.start()
-        if data[i + 3] & 0x1F in (1, 5):  # before each slice: one per picture here
-            b1, b2 = CAPTION_PAIRS[picture] if picture < len(CAPTION_PAIRS) else (0x80, 0x80)
-            cc = bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0xC1, 0xFF, 0xFC, b1, b2, 0xFF])
-            sei = b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(cc)]) + cc + b"\x80"  # user_data_registered
+        if data[i + 3] & 0x1F in (1, 5):  # a slice: one per picture here
+            body = payload(picture)
+            sei = b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(body)]) + body + b"\x80"
             cut = i - 1 if i and data[i - 1] == 0 else i
             out_bytes, prev, picture = out_bytes + data[prev:cut] + sei, cut, picture + 1
     path.write_bytes(out_bytes + data[prev:])
     return path
+
+
+def with_captions(path: Path, frames: list[np.ndarray]) -> Path:
+    """H.264 whose every picture carries an ATSC A/53 caption SEI (``GA94`` user data, one CEA-608
+    field-1 pair: :data:`CAPTION_PAIRS` on the first frames, then padding), as broadcast encoders
+    write them and FFmpeg's decoder exports as A53_CC side data."""
+
+    def caption(picture: int) -> bytes:
+        b1, b2 = CAPTION_PAIRS[picture] if picture < len(CAPTION_PAIRS) else (0x80, 0x80)
+        return bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0xC1, 0xFF, 0xFC, b1, b2, 0xFF])
+
+    return h264_with_sei(path, frames, caption)
+
+
+def test_active_format_description_is_read_and_named_as_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An AFD (DVB ``DTG1`` user data; 9: 4:3 pillarboxed in 16:9) rides in the video stream like
+    captions and is lost with the re-encode: probe reads the code, the report names ``afd``."""
+    from restora.cli import main
+    from restora.report import signal_report
+
+    afd = bytes([0xB5, 0x00, 0x31]) + b"DTG1" + bytes([0x41, 0xF9])  # active_format_flag set, AFD 9
+    src = h264_with_sei(tmp_path / "afd.264", cut_frames(4, [], h=64, w=128), lambda _: afd)
+    info = media.probe(src)
+    assert info.video.afd == 9
+    _, index = one_chunk(src, tmp_path / "c.mov", "o.mp4")
+    media.package([(tmp_path / "c.mov", index.pts[0])], src, info, tmp_path / "o.mp4")
+    assert signal_report(info.video, media.probe(tmp_path / "o.mp4").video)["not_carried"] == ["afd"]
+    assert main(["probe", str(src)]) == 0
+    assert "afd:        9 (Active Format Description); not carried" in capsys.readouterr().out
 
 
 def test_closed_captions_go_into_a_cea608_track_or_are_named_as_lost(
