@@ -98,3 +98,38 @@ def to_uint8(x: FloatArray) -> npt.NDArray[np.uint8]:
     """Round and clip float data in [0, 1] to uint8 [0, 255]."""
     out: npt.NDArray[np.uint8] = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
     return out
+
+
+# Transfer functions, for measuring the SDR-trained models on HDR code values (restora.eval_transfer).
+REFERENCE_WHITE_NITS = 203.0  # ITU-R BT.2408: an SDR picture's white in an HDR programme
+_PQ_M1, _PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
+_PQ_C1, _PQ_C2, _PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+_HLG_A = 0.17883277
+_HLG_B = 1 - 4 * _HLG_A
+_HLG_C = 0.5 - _HLG_A * float(np.log(4 * _HLG_A))
+
+
+def srgb_to_linear(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+    """IEC 61966-2-1 sRGB decoding: code values in [0, 1] -> linear light in [0, 1]."""
+    x = np.asarray(x, np.float64)
+    out: npt.NDArray[np.float64] = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    return out
+
+
+def pq_encode(nits: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+    """SMPTE ST 2084 (PQ) inverse EOTF: display light in cd/m2 (0-10000) -> code values in [0, 1]."""
+    y = np.clip(np.asarray(nits, np.float64) / 10000.0, 0.0, 1.0) ** _PQ_M1
+    out: npt.NDArray[np.float64] = ((_PQ_C1 + _PQ_C2 * y) / (1 + _PQ_C3 * y)) ** _PQ_M2
+    return out
+
+
+def hlg_oetf(e: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+    """ARIB STD-B67 / BT.2100 HLG OETF: scene light in [0, 1] -> code values in [0, 1]."""
+    e = np.clip(np.asarray(e, np.float64), 0.0, 1.0)
+    log = _HLG_A * np.log(np.maximum(12 * e - _HLG_B, 1e-12)) + _HLG_C
+    out: npt.NDArray[np.float64] = np.where(e <= 1 / 12, np.sqrt(3 * e), log)
+    return out
+
+
+# scene light that HLG codes at 75 %, BT.2408's reference white (the inverse of hlg_oetf at 0.75)
+HLG_REFERENCE_WHITE = float((np.exp((0.75 - _HLG_C) / _HLG_A) + _HLG_B) / 12)

@@ -609,13 +609,20 @@ def evaluate_all(
     backend: InferenceBackend, data: Path, models: set[str], echo: Callable[[str], None] = print
 ) -> dict[str, Any]:
     """Every evaluation whose models are in ``models`` (the repository's): SR on Set5 for each
-    ``sr_x*`` model, deblock, denoise, video SR and joint restoration; each table is passed to
-    ``echo`` as it is done. Returns ``{"sr": [...], "deblock": ..., "denoise": ..., "vsr_x4": ...,
+    ``sr_x*`` model (and on PQ / HLG code values, :mod:`restora.eval_transfer`), deblock, denoise,
+    video SR and joint restoration; each table is passed to ``echo`` as it is done. Returns
+    ``{"sr": [...], "sr_transfers": ..., "deblock": ..., "denoise": ..., "vsr_x4": ...,
     "joint_x2": ...}`` (absent keys: model not in the repository)."""
     sr = [evaluate_sr_set5(backend, backend.model_info(m).scale, data, model=m) for m in sorted(models)
           if m.startswith("sr_x")]  # fmt: skip
     echo(format_table(sr))
     results: dict[str, Any] = {"sr": sr}
+    scales = tuple(s for s in (2, 4) if f"sr_x{s}" in models)
+    if scales:
+        from restora.eval_transfer import evaluate_sr_transfers, format_transfer_table
+
+        results["sr_transfers"] = evaluate_sr_transfers(backend, data, scales)
+        echo("\n" + format_transfer_table(results["sr_transfers"]))
     for name, evaluate in (("deblock", evaluate_deblock), ("denoise", evaluate_denoise)):
         if name in models:
             results[name] = evaluate(backend, data)

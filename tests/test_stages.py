@@ -282,6 +282,11 @@ def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest
     assert sr["sr_x2"]["mean_model"] >= 36.8 and sr["sr_x4"]["mean_model"] >= 30.7  # issue 6 SR bars
     for scale in (2, 4):  # issue 6 INT8 quality bar
         assert sr[f"sr_x{scale}"]["mean_model"] - sr[f"sr_x{scale}_int8"]["mean_model"] <= 0.15
+    transfers = {(x["scale"], x["transfer"]): x for x in r["sr_transfers"]["rows"]}
+    assert len(transfers) == 6  # on PQ / HLG code values the SDR-trained models keep most of their gain
+    for scale in (2, 4):
+        sdr = transfers[scale, "sdr"]["gain_db"]
+        assert all(transfers[scale, t]["gain_db"] > sdr - 0.75 for t in ("pq", "hlg")), transfers
     rows = {x["degradation"]: x for x in r["deblock"]["rows"]}
     for q in (10, 20, 30, 40):  # the JPEG baselines of the ARCNN / DnCNN tables, reproduced
         assert abs(rows[f"JPEG q={q}"]["input"] - rows[f"JPEG q={q}"]["published"]["JPEG"]) < 0.02
