@@ -106,6 +106,10 @@ def _carry(s: OtherStreamInfo, fmt: str) -> Carry | str:
     if fmt == "mxf":
         if s.type != "audio":
             return "MXF holds no subtitle streams"
+        try:
+            av.Codec(s.codec, "r")
+        except (ValueError, av.error.FFmpegError):
+            return "MXF holds audio as PCM, and this FFmpeg has no decoder for it"
         return "pcm"
     if fmt == "mpegts":
         return "copy" if codec in TS_CODECS else f"a transport stream carries only {', '.join(sorted(TS_CODECS))}"

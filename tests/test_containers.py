@@ -143,6 +143,7 @@ def test_carry_plan_follows_each_containers_rules(tmp_path: Path) -> None:
     assert carry_plan(with_streams(("audio", "ac3"), ("subtitle", "dvb_teletext")), "o.ts") == {1: "copy", 2: "copy"}
     refused = [
         ("o.mxf", ("subtitle", "subrip"), "subtitle stream 1 \\(subrip\\) cannot go into .mxf: MXF holds no subtitle"),
+        ("o.mxf", ("audio", "unknown"), "no decoder for it"),
         ("o.mp4", ("subtitle", "subrip"), "mp4 cannot store subrip"),
         ("o.mkv", ("subtitle", "mov_text"), "matroska cannot store mov_text"),
         ("o.ts", ("subtitle", "subrip"), "a transport stream carries only"),
