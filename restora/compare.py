@@ -26,9 +26,10 @@ def before_after(source: Path, restored: Path, out_png: Path, frame: int = 0, cr
     Returns:
         PSNR-Y between the two halves (how far the restoration moved away from plain bicubic).
     """
-    a = media.frame_at(source, frame)
-    per_frame = Fraction(media.probe(restored).video.frame_rate) / Fraction(media.probe(source).video.frame_rate)
-    b = media.frame_at(restored, frame * round(per_frame) if per_frame >= 1 else frame)
+    src_info, out_info = media.probe(source), media.probe(restored)
+    a = media.frame_at(source, frame, src_info)
+    per_frame = Fraction(out_info.video.frame_rate) / Fraction(src_info.video.frame_rate)
+    b = media.frame_at(restored, frame * round(per_frame) if per_frame >= 1 else frame, out_info)
     h, w = b.shape[:2]
     bic = np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BICUBIC))
     ch, cw = min(crop, h), min(crop, w)

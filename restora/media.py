@@ -1606,10 +1606,11 @@ def write_still(rgb: U8, path: str | os.PathLike[str]) -> None:
             out.mux(pkt)
 
 
-def frame_at(path: str | os.PathLike[str], n: int = 0) -> U8:
-    """Decode frame ``n`` (stream order) of a file as ``(H, W, 3)`` uint8 RGB."""
+def frame_at(path: str | os.PathLike[str], n: int = 0, info: MediaInfo | None = None) -> U8:
+    """Decode frame ``n`` (stream order) of a file as ``(H, W, 3)`` uint8 RGB (``info``: its
+    :func:`probe`, when the caller has it)."""
     p = Path(path)
-    info = probe(p)
+    info = info or probe(p)
     with _open_input(p) as c:
         vs = _pick_video(c, p)
         vs.thread_type = "AUTO"
