@@ -926,7 +926,7 @@ def scan(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[FrameIndex, npt.NDArray[np.uint8], str]:
     """Decode every frame once: timestamps, small luma thumbnails for shot detection, quantisers,
-    closed captions (when probe found some), and a hash.
+    closed captions (wherever in the stream they start), and a hash.
 
     Args:
         path: the media file.
@@ -961,8 +961,7 @@ def scan(
                 has_pts = False
             pts.append(frame.pts if frame.pts is not None else 0)
             qps.append(frame_qp(frame))
-            if info.video.captions:
-                captions.append(cea608_triplets(frame).hex())
+            captions.append(cea608_triplets(frame).hex())  # every frame: captions may start after probe's peek
             g = frame.reformat(width=tw, height=th + vbi, format="gray")
             thumbs.append(np.asarray(g.to_ndarray()[vbi:], dtype=np.uint8))  # IMX: the picture, not its blanking
             if progress is not None and len(pts) % 25 == 0:

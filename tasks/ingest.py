@@ -29,6 +29,8 @@ def ingest(input_uri: str, carrier: dict[str, str], field_rate: bool = False) ->
     with telemetry.span("task.ingest", carrier, **{"restora.input": telemetry.safe_attr(input_uri)}) as sp:
         info = media.probe(src)
         index, thumbs, digest = media.scan(src, info)
+        if index.captions and not info.video.captions:  # captions that start after the frames probe peeks at
+            info = info.model_copy(update={"video": info.video.model_copy(update={"captions": True})})
         st = _runtime.store()
         aid = asset_id_for(digest)
         source_key = f"assets/{aid}/source/{src.name}"

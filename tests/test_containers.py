@@ -486,7 +486,8 @@ CAPTION_PAIRS = [(0x94, 0x20), (0xC8, 0x49), (0x94, 0x2F)]
 
 def h264_with_sei(path: Path, frames: list[np.ndarray], payload: Callable[[int], bytes]) -> Path:
     """Raw H.264 (Annex B, no B-frames) with a registered-user-data SEI (ITU-T T.35: ATSC A/53
-    captions, DVB AFD) before each picture's slice, ``payload(picture number)`` its bytes."""
+    captions, DVB AFD) before each picture's slice, ``payload(picture number)`` its bytes (none
+    where that is empty)."""
     plain = path.with_suffix(".plain.264")
     with av.open(str(plain), "w", format="h264") as out:
         s = out.add_stream("libx264", rate=25)
@@ -500,20 +501,23 @@ def h264_with_sei(path: Path, frames: list[np.ndarray], payload: Callable[[int],
         i = m.start()
         if data[i + 3] & 0x1F in (1, 5):  # a slice: one per picture here
             body = payload(picture)
-            sei = b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(body)]) + body + b"\x80"
+            sei = b"\x00\x00\x00\x01" + bytes([0x06, 0x04, len(body)]) + body + b"\x80" if body else b""
             cut = i - 1 if i and data[i - 1] == 0 else i
             out_bytes, prev, picture = out_bytes + data[prev:cut] + sei, cut, picture + 1
     path.write_bytes(out_bytes + data[prev:])
     return path
 
 
-def with_captions(path: Path, frames: list[np.ndarray]) -> Path:
-    """H.264 whose every picture carries an ATSC A/53 caption SEI (``GA94`` user data, one CEA-608
-    field-1 pair: :data:`CAPTION_PAIRS` on the first frames, then padding), as broadcast encoders
-    write them and FFmpeg's decoder exports as A53_CC side data."""
+def with_captions(path: Path, frames: list[np.ndarray], start: int = 0) -> Path:
+    """H.264 whose pictures from ``start`` on carry an ATSC A/53 caption SEI (``GA94`` user data,
+    one CEA-608 field-1 pair: :data:`CAPTION_PAIRS`, then padding), as broadcast encoders write
+    them and FFmpeg's decoder exports as A53_CC side data."""
 
     def caption(picture: int) -> bytes:
-        b1, b2 = CAPTION_PAIRS[picture] if picture < len(CAPTION_PAIRS) else (0x80, 0x80)
+        if picture < start:
+            return b""
+        k = picture - start
+        b1, b2 = CAPTION_PAIRS[k] if k < len(CAPTION_PAIRS) else (0x80, 0x80)
         return bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0xC1, 0xFF, 0xFC, b1, b2, 0xFF])
 
     return h264_with_sei(path, frames, caption)
@@ -578,11 +582,14 @@ def test_closed_captions_go_into_a_cea608_track_or_are_named_as_lost(
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
 def test_restore_keeps_closed_captions_in_mov(tmp_path: Path) -> None:
-    """Through the flow: ingest keeps each frame's caption bytes in the stored index, and the
-    restored MOV carries them as a CEA-608 track; the report has nothing to name as lost."""
+    """Through the flow, with captions that begin after the frames probe looks at (as a programme's
+    do after its opening): ingest's full decode finds them and keeps each frame's caption bytes in
+    the stored index, and the restored MOV carries them as a CEA-608 track; the report has nothing
+    to name as lost. Into MP4 the report names them."""
     from restora.cli import main
 
-    src = with_captions(tmp_path / "cc.264", cut_frames(8, [], h=64, w=128))
+    src = with_captions(tmp_path / "cc.264", cut_frames(12, [], h=64, w=128), start=6)
+    assert not media.probe(src).video.captions  # the first 4 frames carry none
     out = tmp_path / "o.mov"
     assert main(["restore", str(src), "-o", str(out), "--scale", "2", "--chunk-frames", "3"]) == 0
     with av.open(str(out)) as c:
@@ -590,4 +597,7 @@ def test_restore_keeps_closed_captions_in_mov(tmp_path: Path) -> None:
         text = [sub.dialogue for sub in c.decode(track) if hasattr(sub, "dialogue")]
     assert [t.decode().split("}")[-1] for t in text] == ["HI"]
     report = json.loads(Path(str(out) + ".report.json").read_text())
-    assert report["signal"]["not_carried"] == [] and report["output"]["packets"]["captions"] == 8
+    assert report["signal"]["not_carried"] == [] and report["output"]["packets"]["captions"] == 6
+    assert main(["restore", str(src), "-o", str(tmp_path / "o.mp4"), "--scale", "2"]) == 0
+    mp4_report = json.loads((tmp_path / "o.mp4.report.json").read_text())
+    assert mp4_report["signal"]["not_carried"] == ["closed_captions"]
