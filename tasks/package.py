@@ -17,7 +17,7 @@ from restora.report import AssetRef, ChunkRef, build_report
 from restora.spec import RestoreSpec
 from tasks import _runtime
 from tasks.restore_shot import build_stages
-from tasks.shots import load_index, load_source_index
+from tasks.shots import load_source_index
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +45,25 @@ def package(
     ) as sp:
         st = _runtime.store()
         ordered = sorted(chunks, key=lambda c: c.chunk.start)
-        index = load_index(asset)
+        source_index = load_source_index(asset)  # the source's frames, with their captions
+        index = source_index.at_field_rate() if asset.info.video.field_rate else source_index
         name = Path(spec.output).name
         with tempfile.TemporaryDirectory(prefix="restora-pkg-") as tmp:
             out = Path(tmp) / name
             t = time.perf_counter()
             starts = [index.pts[c.chunk.start] for c in ordered]
             info = asset.info
-            if spec.reinterlace:  # woven chunks run at the source's rate, time base and timecode
-                starts, info = [p // 2 for p in starts], info.model_copy(update={"video": asset.source})
+            if spec.reinterlace:  # woven chunks run at the source's rate, time base and timecode; a
+                # chunk starts on a frame's first field: field 2k is source frame k
+                starts = [source_index.pts[c.chunk.start // 2] for c in ordered]
+                info = info.model_copy(update={"video": asset.source})
             with telemetry.span("mux", **{"restora.chunks": len(ordered)}):
                 counts = media.package(
                     [(st.local_path(c.key), p) for c, p in zip(ordered, starts, strict=True)],
                     st.local_path(asset.source_key),
                     info,
                     out,
-                    captions=load_source_index(asset),
+                    captions=source_index,
                 )
             mux_s = time.perf_counter() - t
             out_info = media.probe(out)
