@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -163,8 +163,8 @@ def pcm_stream(out: av.container.OutputContainer, s: OtherStreamInfo) -> AudioSt
     return so
 
 
-def pcm_packets(source: Path, index: int, so: AudioStream, start_s: float) -> Iterator[av.Packet[Any]]:
-    """Decode audio stream ``index`` of ``source`` and encode it into ``so`` (:func:`pcm_stream`),
+def pcm_packets(decoded: Iterable[av.AudioFrame], so: AudioStream, start_s: float) -> Iterator[av.Packet[Any]]:
+    """Encode ``decoded``, an audio stream's frames in order, into ``so`` (:func:`pcm_stream`),
     resampled to 48 kHz and aligned to the video: the output's first sample is at ``start_s`` (the
     first video frame's time) on the source's timeline. Audio starting later is preceded by silence,
     audio starting earlier is cut there, and a gap inside the stream (a transport stream's lost
@@ -194,22 +194,19 @@ def pcm_packets(source: Path, index: int, so: AudioStream, start_s: float) -> It
             if data.shape[0] > cut:
                 yield from emit(data[cut:])
 
-    with av.open(str(source)) as c:
-        stream = c.streams[index]
-        for frame in c.decode(stream):
-            assert isinstance(frame, av.AudioFrame)
-            if frame.pts is not None and frame.time_base is not None:
-                target = round(float(frame.pts * frame.time_base) * rate) - origin  # where its first sample belongs
-                if abs(target - (pos - skip)) > ALIGN_TOLERANCE_S * rate:  # not where the last frame ended
-                    # drain what the resampler holds of the samples before the jump, then start afresh
-                    yield from place(resampler.resample(None))
-                    resampler = av.AudioResampler(format="s32", layout=layout, rate=rate)
-                    if target > pos:
-                        skip = 0
-                        for n in range(target - pos, 0, -rate):  # silence up to it, a second at a time
-                            yield from emit(np.zeros((min(n, rate), channels), np.int32))
-                    else:
-                        skip = pos - target  # before the video's start, or already covered
-            yield from place(resampler.resample(frame))
-        yield from place(resampler.resample(None))
+    for frame in decoded:
+        if frame.pts is not None and frame.time_base is not None:
+            target = round(float(frame.pts * frame.time_base) * rate) - origin  # where its first sample belongs
+            if abs(target - (pos - skip)) > ALIGN_TOLERANCE_S * rate:  # not where the last frame ended
+                # drain what the resampler holds of the samples before the jump, then start afresh
+                yield from place(resampler.resample(None))
+                resampler = av.AudioResampler(format="s32", layout=layout, rate=rate)
+                if target > pos:
+                    skip = 0
+                    for n in range(target - pos, 0, -rate):  # silence up to it, a second at a time
+                        yield from emit(np.zeros((min(n, rate), channels), np.int32))
+                else:
+                    skip = pos - target  # before the video's start, or already covered
+        yield from place(resampler.resample(frame))
+    yield from place(resampler.resample(None))
     yield from so.encode(None)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import av
 import av.error
@@ -586,36 +586,55 @@ def at_field_rate(info: MediaInfo) -> MediaInfo:
     return info.model_copy(update={"video": video})
 
 
-def _peek(
-    path: Path, transfer: int, field_order: int, frames: int = 4
-) -> tuple[HdrInfo | None, str, str | None, Orientation | None, bool, int | None]:
-    """What only decoded frames tell: the HDR metadata and display orientation of the first one
-    (both per stream); for a stream not declared progressive, whether its first ``frames`` are
-    flagged interlaced, hence its field order and deinterlacer (:func:`deinterlace_filter`); and
-    whether they carry closed captions (CEA-608/708 in the video stream's SEI or user data) and an
-    Active Format Description (its code)."""
-    order = FIELD_ORDERS.get(field_order, "unknown")
-    with _open_input(path) as c:
-        vs = _pick_video(c, path)
-        peeked = [f for _, f in zip(range(frames), _decode(c, vs, path), strict=False)]
-    first = peeked[0] if peeked else None
-    flagged = any(f.interlaced_frame for f in peeked)
-    if order == "unknown":
-        order = "interlaced" if flagged else "progressive"
-    orientation = display_orientation(first, path)
-    marks = [(name, payload) for f in peeked for name, payload in side_data(f)]
-    captions = any(name == "A53_CC" for name, _ in marks)
-    afd = next((payload[0] for name, payload in marks if name == "AFD" and payload), None)
-    order_filter = deinterlace_filter(order, flagged)
-    return hdr_from_side_data(first, transfer), order, order_filter, orientation, captions, afd
-
-
 # IMX / D-10 (SMPTE 356M): MPEG-2 4:2:2 frames of 608 (625-line) or 512 (525-line) lines, the top 32
 # of them vertical blanking recorded with the picture; the picture is the 576 / 480 below
 IMX_SIZES = frozenset({(720, 608), (720, 512)})
 IMX_VBI_LINES = 32
 
 FIRST_FIELD_FRAMES = 8  # frames looked at to tell which field bwdif takes first (a still one cannot tell)
+
+
+class _Peek(NamedTuple):
+    """What :func:`_peek` read off the first decoded frames."""
+
+    hdr: HdrInfo | None
+    field_order: str
+    deinterlace: str | None
+    first_field: str | None
+    orientation: Orientation | None
+    captions: bool
+    afd: int | None
+
+
+def _peek(path: Path, transfer: int, field_order: int, frames: int = 4) -> _Peek:
+    """What only decoded frames tell, from one decode of the first few: the HDR metadata and
+    display orientation of the first frame (both per stream); for a stream not declared
+    progressive, whether its first ``frames`` are flagged interlaced, hence its field order and
+    deinterlacer (:func:`deinterlace_filter`), and then which field that takes first
+    (:func:`_first_field`, over :data:`FIRST_FIELD_FRAMES`); whether they carry closed captions
+    (CEA-608/708 in the video stream's SEI or user data) and an Active Format Description (its code)."""
+    order = FIELD_ORDERS.get(field_order, "unknown")
+    with _open_input(path) as c:
+        vs = _pick_video(c, path)
+        n = frames if order == "progressive" else max(frames, FIRST_FIELD_FRAMES)
+        raw = list(itertools.islice(_decode(c, vs, path), n))
+        peeked = raw[:frames]
+        flagged = any(f.interlaced_frame for f in peeked)
+        if order == "unknown":
+            order = "interlaced" if flagged else "progressive"
+        spec = deinterlace_filter(order, flagged)
+        first_field = None if spec is None else _first_field(vs, raw, spec, order)
+    first = peeked[0] if peeked else None
+    marks = [(name, payload) for f in peeked for name, payload in side_data(f)]
+    return _Peek(
+        hdr=hdr_from_side_data(first, transfer),
+        field_order=order,
+        deinterlace=spec,
+        first_field=first_field,
+        orientation=display_orientation(first, path),
+        captions=any(name == "A53_CC" for name, _ in marks),
+        afd=next((payload[0] for name, payload in marks if name == "AFD" and payload), None),
+    )
 
 
 def _luma_rows(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
@@ -625,17 +644,15 @@ def _luma_rows(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
     return np.frombuffer(bytes(plane), np.uint8).reshape(plane.height, plane.line_size)[:, :n]
 
 
-def _first_field(path: Path, spec: str, declared: str) -> str:
+def _first_field(vs: VideoStream, raw: list[av.VideoFrame], spec: str, declared: str) -> str:
     """``"top"`` or ``"bottom"``: the field bwdif (``spec``, at field rate) takes as the first in
-    time, read off the pictures: a field-rate picture keeps its own field's lines of the source
-    frame untouched and interpolates the others. PyAV exposes no frame's field-order flag, and the
-    container's declaration can disagree with the frames' flags bwdif follows (x264 ``tff=1``
-    streams decode as bottom first). Frames where both or neither parity match (still or flat
-    pictures) are skipped; if none tells, the ``declared`` order (``"tt"``...) decides."""
-    with _open_input(path) as c:
-        vs = _pick_video(c, path)
-        raw = list(itertools.islice(_decode(c, vs, path), FIRST_FIELD_FRAMES))
-        fields = list(deinterlaced(vs, iter(raw), field_rate_filter(spec))) if len(raw) > 1 else []
+    time, read off the ``raw`` first frames of ``vs``: a field-rate picture keeps its own field's
+    lines of the source frame untouched and interpolates the others. PyAV exposes no frame's
+    field-order flag, and the container's declaration can disagree with the frames' flags bwdif
+    follows (x264 ``tff=1`` streams decode as bottom first). Frames where both or neither parity
+    match (still or flat pictures) are skipped; if none tells, the ``declared`` order (``"tt"``...)
+    decides."""
+    fields = list(deinterlaced(vs, iter(raw), field_rate_filter(spec))) if len(raw) > 1 else []
     for src, first in zip(raw, fields[0::2], strict=False):
         a, b = _luma_rows(src), _luma_rows(first)
         top, bottom = np.array_equal(a[0::2], b[0::2]), np.array_equal(a[1::2], b[1::2])
@@ -726,7 +743,8 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
                 info.layout = sc.layout.name if sc.layout is not None else None
             others[s.type].append(info)
         sar = cc.sample_aspect_ratio
-        hdr, field_order, deinterlace, orientation, captions, afd = _peek(p, color.transfer, int(cc.field_order))
+        peek = _peek(p, color.transfer, int(cc.field_order))
+        orientation = peek.orientation
         width, height = (cc.height, cc.width) if orientation and orientation[0] == 0 else (cc.width, cc.height)
         vbi = IMX_VBI_LINES if cc.name == "mpeg2video" and (cc.width, cc.height) in IMX_SIZES else 0
         height -= vbi
@@ -751,13 +769,13 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
             color=color,
             sample_aspect_ratio=f"{sar.numerator}:{sar.denominator}" if sar else None,
             lossless=cc.name in LOSSLESS_CODECS,
-            hdr=hdr,
-            field_order=field_order,
-            deinterlace=deinterlace,
-            first_field=None if deinterlace is None else _first_field(p, deinterlace, field_order),
+            hdr=peek.hdr,
+            field_order=peek.field_order,
+            deinterlace=peek.deinterlace,
+            first_field=peek.first_field,
             vbi_lines=vbi,
-            captions=captions,
-            afd=afd,
+            captions=peek.captions,
+            afd=peek.afd,
             timecode=timecode,
             orientation=orientation,
             alpha=len(fmt.components) in (2, 4),  # gray + alpha, or color + alpha
@@ -1091,7 +1109,9 @@ def read_frames(
 class EncodeParams(BaseModel):
     """How the video stream of an output is encoded (the same for every chunk of a run)."""
 
-    codec: str  # "libx264", "libx265" (HDR), "prores_ks" (ProRes sources), "ffv1" (lossless) or "dnxhd" (MXF)
+    # "libx264", "libx265" (HDR), "prores_ks" (ProRes sources), "ffv1" (lossless), "dnxhd" (MXF) or
+    # "mpeg2video" (interlaced MXF)
+    codec: str
     pix_fmt: str
     width: int
     height: int
@@ -1538,11 +1558,13 @@ def package(
                     yield float(t * pkt.time_base), 0, pkt
 
         def other_packets(idx: int) -> Iterator[tuple[float, int, av.Packet[Any]]]:
-            if plan[idx] == "pcm":
+            if plan[idx] == "pcm":  # decoded as the video is (a corrupt packet skipped, not fatal)
                 start_s = float(chunks[0][1] * src_tb)
-                for pkt in pcm_packets(src, idx, mapping[idx], start_s):
-                    assert pkt.pts is not None and pkt.time_base is not None
-                    yield float(pkt.pts * pkt.time_base), 1 + idx, pkt
+                with av.open(str(src)) as c:
+                    decoded = cast(Iterator[av.AudioFrame], _decode(c, cast(Any, c.streams[idx]), src))
+                    for pkt in pcm_packets(decoded, mapping[idx], start_s):
+                        assert pkt.pts is not None and pkt.time_base is not None
+                        yield float(pkt.pts * pkt.time_base), 1 + idx, pkt
                 return
             with av.open(str(src)) as c:
                 for pkt in c.demux(c.streams[idx]):
