@@ -290,7 +290,32 @@ def test_weave_inverts_the_field_rate_decode_and_subsamples_chroma_per_field() -
     (yt, ut, vt), (yb, ub, vb) = convert(top), convert(bottom)
     for got, want in ((y[0::2], yt), (y[1::2], yb), (u[0::2], ut), (u[1::2], ub), (v[0::2], vt), (v[1::2], vb)):
         assert np.abs(got - want).max() <= 1
-    assert np.abs(convert(frame)[1][0::2] - ut).max() > 20  # the progressive conversion, for contrast
+    mixed = int(np.abs(convert(frame)[1][0::2] - ut).max())
+    print(f"4:2:0 chroma of a woven frame converted as progressive: {mixed} codes off a field's own")
+    assert mixed > 20  # the progressive conversion, for contrast
+
+
+def test_weaving_follows_the_first_field_and_the_wrong_one_shows(tmp_path: Path) -> None:
+    """The field-rate decode of a lossless interlaced source, woven back by the chunk writer at the
+    first field probe found, gives the source's frames (above 40 dB); woven at the other parity
+    every field is bwdif's interpolated lines instead, far below (``-s`` prints both)."""
+    src = make_clip(tmp_path / "i.mkv", [woven(i) for i in range(8)], codec="ffv1", field_order=2)
+    fields = media.at_field_rate(media.probe(src))
+    index = media.scan(src, media.probe(src))[0].at_field_rate()
+    right = media.choose_encode(fields, 1, "o.mkv", 16, "fast", reinterlace=True)
+    quality = {}
+    for order in (right.field_order, "bb" if right.field_order == "tt" else "tt"):
+        out = tmp_path / f"{order}.nut"
+        writer = media.ChunkWriter(out, right.model_copy(update={"field_order": order}))
+        for pts, frames in media.read_frames(src, fields, index, 0, len(index), batch=3):
+            writer.write(pts, frames)
+        writer.close()
+        with av.open(str(out)) as c:
+            got = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        quality[order] = min(psnr(g, woven(i), 255) for i, g in enumerate(got))
+    wrong = next(v for k, v in quality.items() if k != right.field_order)
+    print(f"woven at the first field: {quality[right.field_order]:.2f} dB at worst, at the other: {wrong:.2f} dB")
+    assert quality[right.field_order] > 40.0 and wrong < 36.0
 
 
 def test_reinterlace_encoding_follows_the_source_and_refuses_what_cannot_be_interlaced(tmp_path: Path) -> None:
@@ -327,7 +352,7 @@ def test_interlaced_source_restores_per_field_and_is_delivered_interlaced(tmp_pa
     as 40 field pictures and woven back: 20 interlaced frames at 25 fps, top field first, at the
     source's timestamps and timecode, each field the source's own (lossless in and out), in chunks of
     whole frames (7 asked, 8 used). Woven at the wrong parity, each field would be bwdif's
-    interpolated lines instead (33 dB against these frames, measured by hand; 40 is required)."""
+    interpolated lines instead (15 dB: ``test_weaving_follows_the_first_field_and_the_wrong_one_shows``)."""
     from flows.restore_video import run
     from restora.compare import before_after
     from restora.spec import RestoreSpec
