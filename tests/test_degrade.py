@@ -110,3 +110,24 @@ def test_second_order_degradation(img: np.ndarray) -> None:
         psnr(bic, degrade.second_order_degradation(img, 4, np.random.default_rng(s)), peak=255.0) for s in range(6)
     ]
     assert np.mean(worse) < 35
+
+
+def test_flicker_uneven_terms_measured_back() -> None:
+    """``flicker`` on flat mid-gray frames: without the new terms each frame is one gain and offset
+    (R = G = B, the same across the frame, the draws of the original operator); with ``tilt`` the
+    right edge's gain against the left's has the asked std, with ``color`` the channels' gains
+    differ by the asked std, with ``vignette`` the corners move against the middle."""
+    frames = np.full((400, 8, 16, 3), 128, np.uint8)
+    plain = degrade.flicker(frames, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    a = (1 + 0.12 * rng.standard_normal(400).clip(-2, 2)).astype(np.float32)
+    b = (0.04 * rng.standard_normal(400).clip(-2, 2)).astype(np.float32)
+    expected = np.clip(np.round((128 / 255 * a + b) * 255), 0, 255)
+    assert np.array_equal(plain[:, 0, 0, 0], expected) and (plain == plain[:, :1, :1, :1]).all()
+    f = degrade.flicker(frames, np.random.default_rng(1), gain=0, offset=0, tilt=0.1).astype(np.float64) / 128
+    # edges at x = -15/16 and 15/16: their difference is 2 * 15/16 * tx
+    assert np.std((f[:, 4, -1, 0] - f[:, 4, 0, 0]) / (2 * 15 / 16)) == pytest.approx(0.1, rel=0.15)
+    c = degrade.flicker(frames, np.random.default_rng(2), gain=0, offset=0, color=0.04).astype(np.float64) / 128
+    assert np.std(c[:, 0, 0] - 1) == pytest.approx(0.04, rel=0.15) and (c == c[:, :1, :1]).all()
+    v = degrade.flicker(frames, np.random.default_rng(3), gain=0, offset=0, vignette=0.2).astype(np.float64) / 128
+    assert np.std(v[:, 0, 0, 0] - v[:, 4, 8, 0]) > 0.05 and (v[..., 0] == v[..., 1]).all()

@@ -248,22 +248,56 @@ def mild_sr_degradation(hr: U8, scale: int, rng: np.random.Generator) -> U8:
 # (``deflicker``, ``stabilize``, ``dust_scratch``): ``(T, H, W, 3)`` uint8 or uint16 RGB in and out.
 
 
-def flicker(frames: Frames, rng: np.random.Generator, gain: float = 0.12, offset: float = 0.04) -> Frames:
-    """Each frame times its own random gain plus a random offset, the same on R, G and B (normal,
-    std ``gain`` around 1 and ``offset`` of full scale around 0, clipped at 2 std)."""
-    a = (1 + gain * rng.standard_normal(len(frames)).clip(-2, 2)).astype(np.float32)
-    b = (offset * rng.standard_normal(len(frames)).clip(-2, 2)).astype(np.float32)
-    return quantize(to_unit(frames) * a[:, None, None, None] + b[:, None, None, None], frames.dtype)
+def flicker(
+    frames: Frames,
+    rng: np.random.Generator,
+    gain: float = 0.12,
+    offset: float = 0.04,
+    tilt: float = 0.0,
+    vignette: float = 0.0,
+    color: float = 0.0,
+) -> Frames:
+    """Each frame times its own random gain plus a random offset (normal, std ``gain`` around 1 and
+    ``offset`` of full scale around 0, clipped at 2 std, as every draw here), the same on R, G and B;
+    with ``tilt``, ``vignette`` or ``color``, flicker that differs across the frame and by channel:
+    the gain also times ``1 + tx x + ty y`` (``x``, ``y`` in [-1, 1] across the frame, ``tx``, ``ty``
+    of std ``tilt``: light brighter on one side, a different side each frame), times
+    ``1 - v (x^2 + y^2) / 2`` (``v`` of std ``vignette`` around 0: the corners breathing), times
+    ``1 + c`` per channel (``c`` of std ``color``: colour breathing). Without them the draws, and
+    so the frames, are what they were before these arguments existed."""
+    t, h, w, _ = frames.shape
+
+    def draw(std: float, *shape: int) -> npt.NDArray[np.float64]:
+        return std * rng.standard_normal((t, *shape)).clip(-2, 2)
+
+    a = (1 + draw(gain)).astype(np.float32)[:, None, None, None]
+    b = draw(offset).astype(np.float32)[:, None, None, None]
+    if tilt or vignette or color:
+        x = ((np.arange(w, dtype=np.float32) + 0.5) * 2 / w - 1)[None, None, :, None]
+        y = ((np.arange(h, dtype=np.float32) + 0.5) * 2 / h - 1)[None, :, None, None]
+        tx, ty, v = (draw(std).astype(np.float32)[:, None, None, None] for std in (tilt, tilt, vignette))
+        c = draw(color, 3).astype(np.float32)[:, None, None, :]
+        a = a * (1 + tx * x + ty * y) * (1 - v * (x * x + y * y) / 2) * (1 + c)
+    return quantize(to_unit(frames) * a + b, frames.dtype)
 
 
 def camera_over(still: F32, path: npt.NDArray[np.float64], height: int, width: int, margin: int = 20) -> U8:
     """Frames of a camera looking at ``still`` (``(H, W, 3)`` float32 in [0, 1]) from ``path``
-    (``(T, 2)`` x, y in pixels, sub-pixel, cubic resampling), each ``(height, width)`` from ``margin``
-    pixels in: ``(T, height, width, 3)`` uint8."""
-    from restora.stages.motion import shift_image
+    (``(T, 2)`` x, y in pixels, sub-pixel, cubic resampling; or ``(T, 3)`` with the picture's turn in
+    radians about the frame's centre, as :func:`restora.stages.motion.rotate_image` turns), each
+    ``(height, width)`` from ``margin`` pixels in: ``(T, height, width, 3)`` uint8."""
+    from restora.stages.motion import rotate_image, shift_image
 
-    crops = [shift_image(still, -x - margin, -y - margin)[:height, :width] for x, y in path]
-    return np.stack([quantize(c, np.dtype(np.uint8)) for c in crops])
+    frames = []
+    for x, y, *turn in path:
+        if turn and turn[0]:
+            # the frame and a margin all round, turned about the frame's centre, then the frame
+            around = shift_image(still, -x, -y)[: height + 2 * margin, : width + 2 * margin]
+            crop = rotate_image(around, float(turn[0]))[margin : margin + height, margin : margin + width]
+        else:
+            crop = shift_image(still, -x - margin, -y - margin)[:height, :width]
+        frames.append(quantize(crop, np.dtype(np.uint8)))
+    return np.stack(frames)
 
 
 def dust(frames: Frames, rng: np.random.Generator, per_frame: int = 15) -> tuple[Frames, npt.NDArray[np.bool_]]:

@@ -23,6 +23,8 @@ moving) the coarser field stands. The compensated pixels are read bilinearly.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -50,6 +52,11 @@ LOCAL_GAIN = 0.8  # a tile keeps its local shift where it leaves at most this sh
 LOCAL_MIN_GAIN = 0.004  # ... and by at least this much per pixel on average (more than a dust spot can)
 ERROR_CAP = 0.15  # differences compared per pixel are capped at this (of full scale): dust counts little
 LEVELS = (4, 2, 1)  # local motion: the block sizes of the copies tiles are measured on, coarse to fine
+ROTATION_PASSES = 2  # rotation: fits, each on what the turn found so far leaves
+MIN_ROTATION_TILES = 12  # rotation: tiles that must agree for an angle to be measured
+REWEIGHTS = 4  # rotation: iterations of the reweighted fit
+TURN_TOL = 0.1  # rotation: pixels (measuring copy) within which a tile agrees with a turn or a shift
+BISQUARE = 4.685  # Tukey's constant: a tile misfitting by this many robust stds gets no weight
 
 
 def measure_factor(width: int) -> int:
@@ -280,6 +287,12 @@ def tile_shifts(ref: FloatArray, mov: FloatArray) -> tuple[FloatArray, FloatArra
     ``(dx, dy)``, each ``(ny, nx)`` float32 for the tiles at ``TILE_STEP * (i, j)``, phase correlation
     with a parabola through the peak (content at ``p`` in ``ref`` is at ``p + (dx, dy)`` in ``mov``);
     0 where the peak is beyond :data:`LOCAL_REACH` or weaker than :data:`MIN_TILE_PEAK`."""
+    dx, dy, ok = _tile_peaks(ref, mov)
+    return np.where(ok, dx, 0).astype(np.float32), np.where(ok, dy, 0).astype(np.float32)
+
+
+def _tile_peaks(ref: FloatArray, mov: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """:func:`tile_shifts` before the tiles without a match are set to 0: ``(dx, dy, ok)``."""
     cross = _tile_spectra(mov, TILE) * np.conj(_tile_spectra(ref, TILE))
     r = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=(TILE, TILE)).astype(np.float32)
     ny, nx = r.shape[:2]
@@ -299,7 +312,7 @@ def tile_shifts(ref: FloatArray, mov: FloatArray) -> tuple[FloatArray, FloatArra
     dx = np.where(px > TILE // 2, px - TILE, px) + fx
     dy = np.where(py > TILE // 2, py - TILE, py) + fy
     ok = (top >= MIN_TILE_PEAK) & (np.abs(dx) <= LOCAL_REACH) & (np.abs(dy) <= LOCAL_REACH)
-    return np.where(ok, dx, 0).astype(np.float32), np.where(ok, dy, 0).astype(np.float32)
+    return dx.astype(np.float32), dy.astype(np.float32), ok
 
 
 def _spread(n: int, centres: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -455,3 +468,125 @@ def shift_image(img: FloatArray, dx: float, dy: float) -> FloatArray:
     if abs(dy) >= 1e-3:
         out = _shift_axis(out, dy, axis=0)
     return out
+
+
+def _shift_rows(img: FloatArray, d: npt.NDArray[np.float64]) -> FloatArray:
+    """Each row ``y`` of ``(H, W, C)`` float32 ``img`` moved along x by its own ``d[y]`` pixels (output
+    ``x`` reads input ``x - d[y]``), Keys cubic, the uncovered ends repeating the edge: what
+    :func:`_shift_axis` does to the whole image, row by row. Rows whose moves share the whole-pixel
+    part are done together (a shear's moves change slowly down the frame: a few runs of rows), each
+    row with its own four weights."""
+    w = img.shape[1]
+    d = np.clip(np.asarray(d, dtype=np.float64), -(w + 3), w + 3)
+    b0 = np.floor(-d).astype(np.int64)  # output x reads x + b0 + frac
+    wts = _keys((-d - b0)[:, None] - np.arange(-1, 3)[None, :]).astype(np.float32)  # (H, 4)
+    pad_lo, pad_hi = max(0, 1 - int(b0.min())), max(0, int(b0.max()) + 2)
+    padded = np.pad(img, ((0, 0), (pad_lo, pad_hi), (0, 0)), mode="edge")
+    out = np.zeros_like(img)
+    edges = [0, *(np.flatnonzero(np.diff(b0)) + 1).tolist(), len(b0)]
+    for r0, r1 in itertools.pairwise(edges):
+        for k in range(4):
+            start = int(b0[r0]) - 1 + k + pad_lo
+            out[r0:r1] += wts[r0:r1, k, None, None] * padded[r0:r1, start : start + w]
+    return out
+
+
+def rotate_image(img: FloatArray, angle: float) -> FloatArray:
+    """``(H, W, C)`` float32 turned by ``angle`` radians about its centre (content at ``p`` goes to
+    ``c + R (p - c)``, ``R = [[cos, -sin], [sin, cos]]`` in pixel coordinates, x right, y down: a
+    positive angle turns the picture clockwise on screen), as three shears (Paeth: along x by
+    ``-tan(angle / 2) y``, along y by ``sin(angle) x``, along x again), each line moved by the Keys
+    cubic; the uncovered corners repeat the edge pixels; not clipped."""
+    h, w = img.shape[:2]
+    t, s = np.tan(angle / 2), np.sin(angle)
+    ys, xs = np.arange(h) - (h - 1) / 2, np.arange(w) - (w - 1) / 2
+    out = _shift_rows(img, -t * ys)
+    out = np.ascontiguousarray(_shift_rows(np.ascontiguousarray(out.swapaxes(0, 1)), s * xs).swapaxes(0, 1))
+    return _shift_rows(out, -t * ys)
+
+
+def _centres(n: int, size: int, step: int) -> npt.NDArray[np.float64]:
+    """Centres, relative to the middle of ``n`` pixels, of the tiles of ``size`` every ``step``."""
+    return np.arange((n - size) // step + 1, dtype=np.float64) * step + ((size - 1) / 2 - (n - 1) / 2)
+
+
+def _fit_turn(
+    xs: npt.NDArray[np.float64],
+    ys: npt.NDArray[np.float64],
+    rx: npt.NDArray[np.floating],
+    ry: npt.NDArray[np.floating],
+    ok: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.float64] | None:
+    """``(dx, dy, scale - 1, angle)`` of a similarity about the centre fitted to the ``(ny, nx)`` tile
+    shifts ``rx``, ``ry`` at centres ``xs`` ``(nx,)``, ``ys`` ``(ny,)`` (a turn moves a tile at ``(x, y)``
+    by ``angle * (-y, x)``), counting the tiles ``ok``; least squares reweighted by Tukey's bisquare
+    of each tile's misfit, so that a second motion drops out. None with fewer than
+    :data:`MIN_ROTATION_TILES` tiles, or too little spread of them to tell a turn (a turn moves a
+    row of tiles across, so one direction of spread is enough)."""
+    x, y = (v[ok] for v in np.meshgrid(xs, ys))
+    rx, ry = rx[ok].astype(np.float64), ry[ok].astype(np.float64)
+    if len(x) < MIN_ROTATION_TILES or max(np.ptp(x), np.ptp(y)) < SLOPE_TILE:
+        return None
+    zero, one = np.zeros_like(x), np.ones_like(x)
+    design = np.concatenate([np.stack([one, zero, x, -y], 1), np.stack([zero, one, y, x], 1)])  # x rows, y rows
+    obs = np.concatenate([rx, ry])
+    wts = np.ones(len(x))
+    coef: npt.NDArray[np.float64] = np.zeros(4)
+    for _ in range(REWEIGHTS):
+        sw = np.sqrt(np.concatenate([wts, wts]))
+        coef = np.linalg.lstsq(design * sw[:, None], obs * sw, rcond=None)[0]
+        res = np.hypot(*(design @ coef - obs).reshape(2, -1))
+        scale = max(MAD_TO_STD * float(np.median(res)), 0.01)
+        wts = np.clip(1 - (res / (BISQUARE * scale)) ** 2, 0, None) ** 2
+        if (wts > 0).sum() < MIN_ROTATION_TILES:
+            return None
+    return coef
+
+
+def measure_turn(a: FloatArray, b: FloatArray, shift: tuple[float, float]) -> tuple[float, float, float] | None:
+    """``(dx, dy, angle)`` of picture ``b`` relative to ``a``: the shift at the centre in pixels and the
+    turn about it in radians (as :func:`rotate_image` turns), both ``(H, W)`` float32 gray (the
+    measuring copies), starting from their global ``shift`` (:func:`measure_shift`); None where too
+    few tiles tell the turn.
+
+    A turn about the centre moves a tile at ``(x, y)`` by ``angle * (-y, x)``; the angle, a common
+    shift and a change of scale are fitted to tiles' shifts (:func:`_fit_turn`). First on whole-pixel
+    peaks (phase correlation of :data:`TILE` pixel tiles, up to :data:`LOCAL_REACH` pixels: a turn of
+    a few degrees), then :data:`ROTATION_PASSES` times on what the turn and shift found so far leave,
+    ``b`` moved and turned back by them: tiles of :data:`SLOPE_TILE` pixels of the part both cover,
+    each with its own sub-pixel shift from its phase slope (:func:`_tile_slopes`, the tiles that moved
+    in one piece within a pixel); a frame too small for :data:`MIN_ROTATION_TILES` of them (QCIF) gets
+    no turn. The turn is dropped (None) where fewer of the last pass's tiles agree with it (within
+    :data:`TURN_TOL`) than with a common shift alone: tiles of two motions (half the picture still,
+    half moving) can fit a turn that is not there."""
+    h, w = a.shape
+    dx, dy = shift
+    back = shift_image(b[..., None], -dx, -dy)[..., 0]
+    px, py, ok = _tile_peaks(a, back)
+    coef = _fit_turn(_centres(w, TILE, TILE_STEP), _centres(h, TILE, TILE_STEP), px, py, ok)
+    if coef is None:
+        return None
+    dx, dy, angle = dx + coef[0], dy + coef[1], float(coef[3])
+    for _ in range(ROTATION_PASSES):
+        back = rotate_image(shift_image(b[..., None], -dx, -dy), -angle)[..., 0]
+        # leave out the strips the moves filled with repeated edge pixels
+        m = int(np.ceil(max(abs(dx), abs(dy)) + abs(angle) * max(h, w) / 2)) + 2
+        sa, sb = a[m : h - m, m : w - m], back[m : h - m, m : w - m]
+        if min(sa.shape) < SLOPE_TILE:
+            return None
+        rx, ry, ok = _tile_slopes(sa, sb)
+        xs, ys = _centres(sa.shape[1], SLOPE_TILE, SLOPE_TILE // 2), _centres(sa.shape[0], SLOPE_TILE, SLOPE_TILE // 2)
+        coef = _fit_turn(xs, ys, rx, ry, ok)
+        if coef is None:  # the tiles did not come within a pixel, or a small frame has too few
+            return None
+        dx, dy, angle = dx + coef[0], dy + coef[1], angle + float(coef[3])
+    # Tiles of two motions (the left half of the picture still, the right half moving) can fit a turn
+    # that is not there. Kept only where more tiles agree with it (within TURN_TOL of the fit) than
+    # with a shift alone: their shifts with the turn put back, less their median.
+    x, y = (v[ok] for v in np.meshgrid(xs, ys))
+    ex = rx[ok] - (coef[0] + coef[2] * x - coef[3] * y)
+    ey = ry[ok] - (coef[1] + coef[2] * y + coef[3] * x)
+    vx, vy = rx[ok] - angle * y, ry[ok] + angle * x
+    with_turn = int((np.hypot(ex, ey) < TURN_TOL).sum())  # as many as with a shift: a turn of about 0
+    shift_only = int((np.hypot(vx - np.median(vx), vy - np.median(vy)) < TURN_TOL).sum())
+    return (dx, dy, angle) if with_turn >= shift_only else None
