@@ -32,7 +32,9 @@ def validate(spec: RestoreSpec, info: media.MediaInfo | None = None) -> None:
     if info is not None:
         if spec.decode_fields:
             info = media.at_field_rate(info)  # as ingest decodes it (unchanged if progressive)
-        media.choose_encode(info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth, spec.reinterlace)
+        media.choose_encode(
+            info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth, spec.reinterlace, spec.mxf_codec
+        )
         carry_plan(info, spec.output)  # a stream the container cannot hold fails now, not after the restore
     spec.resolved_stages()
     for uri in (spec.input, spec.output):

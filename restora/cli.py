@@ -132,6 +132,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
         chunk_frames=a.chunk_frames,
         field_rate=a.field_rate,
         reinterlace=a.reinterlace,
+        mxf_codec=a.mxf_codec,
     )
     from flows.restore_video import run, validate
 
@@ -378,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="interlaced sources: restore each field at its own instant, then weave the restored fields back "
         "into interlaced frames (the source's rate, field order and timecode: 50i in, 50i out)",
+    )
+    r.add_argument(
+        "--mxf-codec",
+        choices=("dnxhr", "xdcam"),
+        default=None,
+        help=".mxf output: dnxhr (intra-only DNxHR, the default) or xdcam (XDCAM HD422: 8-bit MPEG-2 4:2:2, "
+        "long GOP, 50 Mbit/s HD, what many playout servers take); re-interlaced MXF is always XDCAM HD422",
     )
     r.add_argument("--chunk-frames", type=int, default=120, help="longest chunk of a shot (unit of resume)")
     r.add_argument("--workers", type=int, default=None, help="chunks restored concurrently")

@@ -135,17 +135,17 @@ def carry_plan(info: MediaInfo, output: str | os.PathLike[str]) -> dict[int, Car
     return plan
 
 
-def check_mxf_video(width: int, height: int, rate: str, vfr: bool, interlaced: bool = False) -> None:
+def check_mxf_video(width: int, height: int, rate: str, vfr: bool, mpeg2: bool = False) -> None:
     """Refuse a picture MXF cannot hold: variable frame rate, a rate MXF has no edit rate for;
-    progressive (DNxHR) smaller than :data:`MXF_MIN_SIZE`; interlaced (MPEG-2 4:2:2 Profile at
-    High Level, as XDCAM HD422) larger than :data:`MXF_MPEG2_MAX_SIZE`."""
+    DNxHR smaller than :data:`MXF_MIN_SIZE`; ``mpeg2`` (MPEG-2 4:2:2 Profile at High Level, as XDCAM
+    HD422: interlaced MXF, or ``--mxf-codec xdcam``) larger than :data:`MXF_MPEG2_MAX_SIZE`."""
     if vfr:
         raise ConfigError("MXF needs a constant frame rate; this source varies: use .mkv or .mov")
     if Fraction(rate) not in MXF_RATES:
         raise ConfigError(f"MXF has no edit rate {rate} fps: use .mkv or .mov")
-    if interlaced:
+    if mpeg2:
         if width > MXF_MPEG2_MAX_SIZE[0] or height > MXF_MPEG2_MAX_SIZE[1]:
-            raise ConfigError(f"interlaced MXF is MPEG-2 4:2:2, at most 1920x1088: {width}x{height} is larger")
+            raise ConfigError(f"XDCAM HD422 (MPEG-2 4:2:2) is at most 1920x1088: {width}x{height} is larger")
         return
     if width < MXF_MIN_SIZE[0] or height < MXF_MIN_SIZE[1]:
         raise ConfigError(

@@ -209,14 +209,16 @@ def output_uri(event: ObjectCreated, rule: IngestRule, default_bucket: str) -> s
 
 def plan_spec(event: ObjectCreated, rule: IngestRule, default_bucket: str) -> RestoreSpec:
     """The ``restore-video`` parameters for one created object under ``rule``."""
+    output = output_uri(event, rule, default_bucket)
     return RestoreSpec.model_validate(
         {
             "input": f"s3://{event.bucket}/{event.key}",
-            "output": output_uri(event, rule, default_bucket),
+            "output": output,
             "preset": rule.preset,
             "scale": rule.scale,
             "field_rate": rule.field_rate,
             "reinterlace": rule.reinterlace,
+            "mxf_codec": rule.mxf_codec if output.lower().endswith(".mxf") else None,  # other outputs: no MXF codec
         }
     )
 

@@ -1182,6 +1182,7 @@ def choose_encode(
     preset: str,
     bit_depth: int | None = None,
     reinterlace: bool = False,
+    mxf_codec: str | None = None,
 ) -> EncodeParams:
     """Pick the output codec and sample format from the source (and ``bit_depth``, 8 or 10, when
     the user asks for one: 10-bit output of an 8-bit source keeps the restored gradients' precision).
@@ -1191,6 +1192,10 @@ def choose_encode(
     source's frame rate, time base and first field (H.264 MBAFF, interlaced ProRes, FFV1 with its
     field order declared, or in MXF long-GOP MPEG-2 4:2:2 as XDCAM HD422: DNxHR has no interlaced
     coding). Not HEVC (x265 codes fields as separate pictures): :class:`ConfigError`.
+
+    ``mxf_codec`` (MXF output only): ``"xdcam"`` makes progressive MXF XDCAM HD422 too (8-bit MPEG-2
+    4:2:2, closed long GOP of 12, 50 Mbit/s HD, 30 SD), what many playout servers take; ``"dnxhr"``
+    refuses re-interlacing; None: DNxHR, or XDCAM HD422 re-interlaced.
 
     - Lossless sources stay lossless (FFV1) in Matroska/NUT, at their chroma subsampling and bit
       depth (8, 10, 12 or 16 bits; RGB stays RGB).
@@ -1214,10 +1219,15 @@ def choose_encode(
         raise ConfigError("an HDR (PQ/HLG) source needs 10-bit output: 8 bits would band it; drop --bit-depth 8")
     sub = "444" if ("444" in v.pix_fmt or v.is_rgb) else "422" if "422" in v.pix_fmt else "420"
     hdr, profile = None, None
-    if fmt == "mxf" and reinterlace:  # XDCAM HD422: DNxHR has no interlaced coding
+    if mxf_codec is not None and fmt != "mxf":
+        raise ConfigError(f"--mxf-codec is for .mxf output, not {Path(output).suffix or 'this output'}")
+    if fmt == "mxf" and reinterlace and mxf_codec == "dnxhr":
+        raise ConfigError("DNxHR has no interlaced coding: re-interlaced MXF is XDCAM HD422 (drop --mxf-codec dnxhr)")
+    if fmt == "mxf" and (reinterlace or mxf_codec == "xdcam"):  # XDCAM HD422
         if deep:
-            raise ConfigError("interlaced MXF is MPEG-2 4:2:2, 8 bits: add --bit-depth 8 for this deeper source")
-        check_mxf_video(v.width * scale, v.height * scale, str(Fraction(v.frame_rate) / 2), v.vfr, interlaced=True)
+            raise ConfigError("XDCAM HD422 is 8-bit MPEG-2 4:2:2: add --bit-depth 8 for this deeper source")
+        frame_rate = str(Fraction(v.frame_rate) / 2) if reinterlace else v.frame_rate  # fields -> frames
+        check_mxf_video(v.width * scale, v.height * scale, frame_rate, v.vfr, mpeg2=True)
         codec, pix_fmt = "mpeg2video", "yuv422p"
     elif fmt == "mxf":
         check_mxf_video(v.width * scale, v.height * scale, v.frame_rate, v.vfr)

@@ -196,6 +196,10 @@ class IngestRule(BaseModel):
     reinterlace: bool = Field(
         False, description="interlaced sources: restore per field, deliver interlaced at the source's rate (50i -> 50i)"
     )
+    mxf_codec: Literal["dnxhr", "xdcam"] | None = Field(
+        None,
+        description="MXF sources (delivered as MXF): dnxhr or xdcam (XDCAM HD422); None: DNxHR, XDCAM re-interlaced",
+    )
 
 
 class IngestSettings(BaseModel):

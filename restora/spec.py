@@ -61,6 +61,11 @@ class RestoreSpec(BaseModel):
         "weave the restored fields back into interlaced frames at the source's rate, field order and timecode, "
         "for an interlaced delivery chain (1080i25 in, 1080i25 out)",
     )
+    mxf_codec: Literal["dnxhr", "xdcam"] | None = Field(
+        None,
+        description="MXF output only: dnxhr (intra-only DNxHR HQ/HQX/444) or xdcam (XDCAM HD422: 8-bit MPEG-2 "
+        "4:2:2, long GOP, 50 Mbit/s HD); None: DNxHR, XDCAM HD422 where re-interlaced (DNxHR has no interlaced coding)",
+    )
 
     @property
     def decode_fields(self) -> bool:

@@ -63,7 +63,14 @@ def restore_shot(asset: AssetRef, chunk: ShotSpec, spec: RestoreSpec, carrier: d
         st = _runtime.store()
         stages = build_stages(spec, chunk.shot)
         params = media.choose_encode(
-            asset.info, spec.scale, spec.output, spec.crf, spec.x264_preset, spec.bit_depth, spec.reinterlace
+            asset.info,
+            spec.scale,
+            spec.output,
+            spec.crf,
+            spec.x264_preset,
+            spec.bit_depth,
+            spec.reinterlace,
+            spec.mxf_codec,
         )
         key = chunk_key(asset, spec, chunk, stages, params)
         if st.exists(key):

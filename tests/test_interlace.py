@@ -330,6 +330,8 @@ def test_reinterlace_encoding_follows_the_source_and_refuses_what_cannot_be_inte
     xdcam = media.choose_encode(fields, 2, "o.mxf", 16, "fast", reinterlace=True)  # DNxHR has no interlaced coding
     assert (xdcam.codec, xdcam.pix_fmt, xdcam.field_order, xdcam.options()["flags"]) == (
         "mpeg2video", "yuv422p", "bb", "+ilme+ildct+cgop")  # fmt: skip
+    with pytest.raises(ConfigError, match="DNxHR has no interlaced coding"):
+        media.choose_encode(fields, 2, "o.mxf", 16, "fast", reinterlace=True, mxf_codec="dnxhr")
     wide = fields.model_copy(update={"video": fields.video.model_copy(update={"width": 1000})})
     with pytest.raises(ConfigError, match="at most 1920x1088"):  # MPEG-2 4:2:2 @ High Level
         media.choose_encode(wide, 2, "o.mxf", 16, "fast", reinterlace=True)

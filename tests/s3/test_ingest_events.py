@@ -215,6 +215,9 @@ def test_plan_spec() -> None:
     assert plan_spec(_ev("incoming/a.mp4"), interlaced_masters, "assets").field_rate is True
     playout = rule.model_copy(update={"reinterlace": True})  # a 1080i50 feed restored and delivered as 1080i50
     assert plan_spec(_ev("incoming/a.mp4"), playout, "assets").reinterlace is True
+    xdcam = rule.model_copy(update={"mxf_codec": "xdcam"})  # MXF masters delivered as XDCAM HD422
+    assert plan_spec(_ev("incoming/a.mxf"), xdcam, "assets").mxf_codec == "xdcam"
+    assert plan_spec(_ev("incoming/a.mp4"), xdcam, "assets").mxf_codec is None  # delivered as MP4
     with pytest.raises(ValueError, match="preset"):  # "denoise" names a stage, not a preset
         plan_spec(_ev("incoming/a.mp4"), RULES[1], "assets")
 
