@@ -1427,7 +1427,16 @@ class ChunkWriter:
         stream is not reordered, so its DTS is its PTS; a DTS after the PTS, or more than
         ``MAX_DTS_LAG`` frames before the chunk's first PTS, is treated so (:func:`repair_dts`).
         Real decode timestamps are kept, however far apart the frames of a variable-rate source.
+
+        The packet is first put in the stream's time base: MPEG-2's encoder counts in frames, and its
+        packets come in 1/rate; compared with the chunk's first PTS in the source's time base (1/12800
+        in an MP4), every DTS looked uninitialised and the "repair" put one after its PTS.
         """
+        tb = Fraction(self.params.time_base)
+        if pkt.time_base is not None and Fraction(pkt.time_base) != tb:
+            scale = Fraction(pkt.time_base) / tb
+            pkt.pts, pkt.dts = (None if v is None else round(v * scale) for v in (pkt.pts, pkt.dts))
+            pkt.time_base = tb
         if pkt.pts is not None and pkt.dts is not None and self._first_pts is not None:
             lag = MAX_DTS_LAG / (Fraction(self.params.frame_rate) * Fraction(self.params.time_base))
             pkt.dts = self._last_dts = repair_dts(pkt.pts, pkt.dts, self._last_dts, self._first_pts - int(lag))

@@ -119,6 +119,24 @@ def test_xdcam_makes_progressive_mxf_mpeg2_422(tmp_path: Path) -> None:
         media.choose_encode(src, 2, "o.mov", 16, "fast", mxf_codec="xdcam")
 
 
+def test_mpeg2_chunk_late_in_a_source_with_a_fine_time_base(tmp_path: Path) -> None:
+    """An MPEG-2 (XDCAM) chunk starting at frame 96 of a source timed in 1/12800 (an MP4's): the
+    encoder's packets come in 1/25, and the DTS repair compared them with the chunk's first PTS in
+    1/12800, took every DTS for uninitialised and put one after its PTS: the muxer refused the chunk
+    (found on Big Buck Bunny). Now every frame is written and decodes at its source time."""
+    src = media.probe(make_clip(tmp_path / "s.mp4", cut_frames(2, [], h=64, w=128), time_base=Fraction(1, 12800)))
+    params = media.choose_encode(src, 1, "o.mxf", 16, "fast", mxf_codec="xdcam")
+    assert params.time_base == "1/12800"
+    pts = [(96 + i) * 512 for i in range(12)]
+    frames = np.stack(cut_frames(12, [], h=64, w=128))
+    w = media.ChunkWriter(tmp_path / "c.mov", params)
+    w.write(pts, frames)
+    assert w.close() == 12
+    with av.open(str(tmp_path / "c.mov")) as c:
+        got = sorted(f.pts for f in c.decode(video=0))
+    assert got == pts
+
+
 def test_restore_to_xdcam_mxf_end_to_end(tmp_path: Path) -> None:
     """``restora restore in.mov -o out.mxf --mxf-codec xdcam`` in chunks of 8 over three shots: every
     frame decodes, in order and at the source's rate, the PCM audio and timecode are there, and the
