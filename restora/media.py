@@ -1151,12 +1151,14 @@ class EncodeParams(BaseModel):
             return {"level": "3", "slicecrc": "1", "g": "1"}
         if self.codec == "dnxhd":
             return {"profile": self.profile or "dnxhr_hq"}
-        if self.codec == "mpeg2video":  # XDCAM HD422 style: 50 Mbit/s (SD 30) long GOP of 12, closed
+        if self.codec == "mpeg2video":  # XDCAM HD422 style: constant 50 Mbit/s (SD 30), closed long GOP of 12
             bps = "50M" if self.width >= 1280 else "30M"
             return {
                 "b": bps,
+                "minrate": bps,  # constant rate, as XDCAM HD422 is (the encoder pads easy pictures)
                 "maxrate": bps,
                 "bufsize": "17825792",
+                "rc_init_occupancy": "17825792",
                 "g": "12",
                 "bf": "2",
                 "flags": "+ilme+ildct+cgop" if self.field_order else "+cgop",

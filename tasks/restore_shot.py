@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ def chunk_key(
     """Cache key of a restored chunk: asset, frame range, the stages with the options effective for
     the chunk's shot, model versions (and QP calibration) or the versions of the classical stages'
     methods, the deinterlacer of an interlaced source,
-    the encoding chosen for the source (codec, sample format, HDR metadata, CRF); with a temporal
+    the encoding chosen for the source (codec, sample format, HDR metadata, CRF, the encoder's
+    options); with a temporal
     stage also the shot's frame range (its frames beyond the chunk are context).
     Layout: ``assets/<id>/chunks/<digest>/<start>-<stop>.mov``."""
     versions = "-".join(
@@ -42,7 +44,9 @@ def chunk_key(
     )  # a strength=auto stage: its calibration too (re-fitted for the same model version, it restores anew)
     if any(s.context for s in stages):
         versions += f"|context {sum(s.context for s in stages)} in shot {chunk.shot_start}-{chunk.shot_stop}"
-    encoding = params.model_dump_json() + f"|{asset.info.video.deinterlace or ''}"
+    # the encoder's own options too: a change of them in the code (XDCAM's rate control) restores anew
+    encoding = params.model_dump_json() + json.dumps(params.options(), sort_keys=True)
+    encoding += f"|{asset.info.video.deinterlace or ''}"
     digest = hashlib.sha256(f"{spec.digest(chunk.shot)}|{versions}|{encoding}".encode()).hexdigest()[:16]
     return f"assets/{asset.asset_id}/chunks/{digest}/{chunk.start:08d}-{chunk.stop:08d}.mov"
 

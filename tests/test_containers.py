@@ -139,9 +139,10 @@ def test_mpeg2_chunk_late_in_a_source_with_a_fine_time_base(tmp_path: Path) -> N
 
 def test_restore_to_xdcam_mxf_end_to_end(tmp_path: Path) -> None:
     """``restora restore in.mov -o out.mxf --mxf-codec xdcam`` in chunks of 8 over three shots: every
-    frame decodes, in order and at the source's rate, the PCM audio and timecode are there, and the
+    frame decodes, in order and at the source's rate, at a constant 30 Mbit/s (SD; the encoder pads
+    easy pictures), the PCM audio and timecode are there, and the
     pictures are those of the DNxHR delivery of the same restore within the codec's loss (measured:
-    40.0 dB), each chunk opening on a keyframe (closed GOPs join)."""
+    40.5 dB), each chunk opening on a keyframe (closed GOPs join)."""
     from restora.cli import main
 
     src = make_clip(tmp_path / "s.mov", cut_frames(20, [2, 11], h=64, w=128), audio_seconds=0.8, timecode="10:00:00:00")
@@ -176,6 +177,9 @@ def test_restore_to_xdcam_mxf_end_to_end(tmp_path: Path) -> None:
     with av.open(str(outs["xdcam"])) as c:
         keys = [i for i, pkt in enumerate(p for p in c.demux(video=0) if p.size) if pkt.is_keyframe]
     assert {0, 2, 10, 11, 19}.issubset(keys)  # shot and chunk starts (shots 0-1, 2-10, 11-19; chunks of 8)
+    with av.open(str(outs["xdcam"])) as c:
+        video_bits = 8 * sum(p.size for p in c.demux(video=0) if p.size)
+    assert video_bits / 0.8 == pytest.approx(30e6, rel=0.05)  # constant 30 Mbit/s (SD), as XDCAM HD422 is
     xd, dn = (np.stack(media.first_frames(outs[k], 20)) for k in ("xdcam", "dnxhr"))
     db = psnr(xd, dn, 255.0)
     print(f"\nXDCAM HD422 against DNxHR HQ of the same restore: {db:.1f} dB")

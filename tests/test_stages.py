@@ -496,6 +496,12 @@ def test_chunk_key_of_a_temporal_stage_depends_on_its_shot() -> None:
         _asset(media.DEINTERLACE), spec, c, per, enc
     )  # deinterlaced
 
+    class Retuned(media.EncodeParams):  # the same choice, the encoder's options changed in the code
+        def options(self) -> dict[str, str]:
+            return {**super().options(), "minrate": "50M"}
+
+    assert chunk_key(asset, spec, c, per, enc) != chunk_key(asset, spec, c, per, Retuned(**enc.model_dump()))
+
 
 def _asset(deinterlace: str | None = None) -> AssetRef:
     video = media.VideoStreamInfo.model_construct(deinterlace=deinterlace)
