@@ -124,11 +124,11 @@ def test_mpeg2_chunk_late_in_a_source_with_a_fine_time_base(tmp_path: Path) -> N
     encoder's packets come in 1/25, and the DTS repair compared them with the chunk's first PTS in
     1/12800, took every DTS for uninitialised and put one after its PTS: the muxer refused the chunk
     (found on Big Buck Bunny). Now every frame is written and decodes at its source time."""
-    src = media.probe(make_clip(tmp_path / "s.mp4", cut_frames(2, [], h=64, w=128), time_base=Fraction(1, 12800)))
+    src = media.probe(make_clip(tmp_path / "s.mp4", cut_frames(2, [], h=128, w=256), time_base=Fraction(1, 12800)))
     params = media.choose_encode(src, 1, "o.mxf", 16, "fast", mxf_codec="xdcam")
     assert params.time_base == "1/12800"
     pts = [(96 + i) * 512 for i in range(12)]
-    frames = np.stack(cut_frames(12, [], h=64, w=128))
+    frames = np.stack(cut_frames(12, [], h=128, w=256))
     w = media.ChunkWriter(tmp_path / "c.mov", params)
     w.write(pts, frames)
     assert w.close() == 12
