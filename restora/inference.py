@@ -8,7 +8,8 @@ same files from a Triton server. Both return identical results (an equivalence t
 Model repository layout (Triton's): ``<repository>/<name>/<version>/model.onnx``. Every Restora
 model maps an image batch ``(N, C, h, w)`` float32 in [0, 1] to ``(N, C, h*scale, w*scale)``
 float32; its scale, channel count and tile limit are stored as ONNX metadata
-(``restora.scale``, ``restora.channels``, ``restora.max_tile``). A multi-frame (video) model also
+(``restora.scale``, ``restora.channels``, ``restora.max_tile``; ``restora.grid`` for a model that
+works on the codec's block grid, whose tiles must start at multiples of it). A multi-frame (video) model also
 declares ``restora.frames`` = F: its input stacks F consecutive frames, ``(N, F*C, h, w)`` (oldest
 first), and its output is the middle frame restored, ``(N, C, h*scale, w*scale)``.
 """
@@ -45,6 +46,7 @@ class ModelInfo:
     max_tile: int  # largest input edge the model accepts in one piece; 0 = unlimited
     max_batch: int
     frames: int = 1  # temporal window of a video model: input channels = frames * channels
+    grid: int = 1  # tiles must start at multiples of this (block-aligned models: 8)
 
     @property
     def in_channels(self) -> int:
@@ -116,6 +118,7 @@ def read_model_info(path: Path, name: str, version: str, max_batch: int) -> Mode
             max_tile=int(meta.get("restora.max_tile", "0")),
             max_batch=max_batch,
             frames=int(meta.get("restora.frames", "1")),
+            grid=int(meta.get("restora.grid", "1")),
         )
     except KeyError as exc:
         raise ModelError(f"{path}: missing metadata {exc}") from exc
@@ -214,4 +217,5 @@ def _infer_tiled(backend: InferenceBackend, model: str, info: ModelInfo, x: F32,
         overlap=overlap,
         max_batch=info.max_batch,
         out_channels=info.channels,
+        grid=info.grid,
     )

@@ -50,6 +50,7 @@ def run_tiled(
     overlap: int = 16,
     max_batch: int = 8,
     out_channels: int | None = None,
+    grid: int = 1,
 ) -> F32:
     """Apply ``infer`` to ``x`` tile by tile, batching tiles, and blend the outputs.
 
@@ -62,6 +63,10 @@ def run_tiled(
         max_batch: tiles (or frames) per ``infer`` call.
         out_channels: ``C'``, the output channel count (default ``C``; a multi-frame model takes
             several frames' channels and returns one frame's).
+        grid: tiles start at multiples of it (a model working on the codec's block grid, such as
+            ``deblock``'s 8x8 cells, must see every tile on the frame's grid). The frame is
+            edge-padded at the right and bottom to a multiple of ``grid``, tile and overlap are
+            rounded to multiples of it, and the padding is cropped from the result.
 
     Returns:
         ``(N, C', H*scale, W*scale)`` float32.
@@ -71,8 +76,23 @@ def run_tiled(
     if tile <= 0 or (tile >= h and tile >= w):
         outs = [infer(x[i : i + max_batch]) for i in range(0, n, max_batch)]
         return np.concatenate(outs, axis=0)
+    if grid > 1:
+        pad = ((0, 0), (0, 0), (0, -h % grid), (0, -w % grid))
+        xp = np.pad(x, pad, mode="edge") if any(p[1] for p in pad) else x
+        on_grid = max(grid, tile // grid * grid)
+        out = _tiles(infer, xp, scale, on_grid, -(-overlap // grid) * grid, max_batch, c, grid)
+        return np.ascontiguousarray(out[:, :, : h * scale, : w * scale])
+    return _tiles(infer, x, scale, tile, overlap, max_batch, c, 1)
+
+
+def _tiles(
+    infer: Callable[[F32], F32], x: F32, scale: int, tile: int, overlap: int, max_batch: int, c: int, grid: int
+) -> F32:
+    """:func:`run_tiled`'s tiling; with ``grid`` > 1, ``x``'s height and width and ``tile`` are
+    multiples of ``grid``, and so every start is (the overlap is rounded down to one)."""
+    n, _, h, w = x.shape
     th, tw = min(tile, h), min(tile, w)
-    ov = min(overlap, th // 2, tw // 2)
+    ov = min(overlap, th // 2, tw // 2) // grid * grid
     ys, xs = tile_starts(h, th, ov), tile_starts(w, tw, ov)
     coords = [(i, y0, x0) for i in range(n) for y0 in ys for x0 in xs]
     out = np.zeros((n, c, h * scale, w * scale), dtype=np.float32)

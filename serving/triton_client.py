@@ -216,6 +216,7 @@ class Triton:
             channels = int(_param(config, "restora.channels") or "")
             max_tile = int(_param(config, "restora.max_tile") or "0")
             frames = int(_param(config, "restora.frames") or "1")
+            grid = int(_param(config, "restora.grid") or "1")
         except ValueError as exc:
             raise ModelError(f"{where}: config parameters restora.scale/restora.channels missing or invalid") from exc
         server_max_batch = int(config.get("max_batch_size", 0))
@@ -237,6 +238,7 @@ class Triton:
             channels=channels,
             max_tile=max_tile,
             frames=frames,
+            grid=grid,
             max_batch=min(server_max_batch, self.max_batch) if self.max_batch else server_max_batch,
         )
 

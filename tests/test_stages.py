@@ -116,6 +116,28 @@ def test_tiling_identity_is_exact() -> None:
     assert np.allclose(up, np.repeat(np.repeat(x, 2, axis=2), 2, axis=3), atol=1e-6)
 
 
+def test_tiles_of_a_grid_model_start_on_the_frame_grid() -> None:
+    """A block-aligned model (``restora.grid`` = 8) sees every tile on the frame's own 8x8 grid: a
+    toy model that marks each tile's block rows and columns from the tile's corner gives the
+    untiled result only when the tiles start at multiples of 8 (at 70x90 with tile 32, overlap 8,
+    the plain tiling's last tiles start at 38 and 58, off the grid)."""
+
+    def mark_blocks(b: np.ndarray) -> np.ndarray:  # + 1 on the first row and column of each 8x8 block
+        out = b.copy()
+        out[:, :, ::8, :] += 1.0
+        out[:, :, :, ::8] += 1.0
+        return out
+
+    x = np.random.default_rng(1).random((2, 1, 70, 90), dtype=np.float32)
+    whole = mark_blocks(x)
+    on_grid = run_tiled(mark_blocks, x, 1, tile=32, overlap=8, max_batch=3, grid=8)
+    assert on_grid.shape == whole.shape
+    assert np.allclose(on_grid, whole, atol=1e-6)
+    assert not np.allclose(run_tiled(mark_blocks, x, 1, tile=32, overlap=8, max_batch=3), whole, atol=1e-2)
+    # a tile below the grid is raised to one cell; the padding at the right and bottom is cropped
+    assert np.allclose(run_tiled(mark_blocks, x, 1, tile=5, overlap=2, grid=8), whole, atol=1e-6)
+
+
 def test_tiled_inference_seams_invisible(local: LocalOnnx, data: Path) -> None:
     img = np.asarray(Image.open(data / "images/Set5/HR/baby.png").convert("L"), dtype=np.float32)[None, None] / 255
     whole = infer_images(local, "sr_x2", img)

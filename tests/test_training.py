@@ -85,6 +85,16 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
     m2 = json.loads((again / "metrics.json").read_text())
     assert m2["init_run"]["args"]["iters"] == 2
     assert m2["psnr_classic5_jpeg_q10"]["output"] == pytest.approx(q10["output"], abs=1e-6)
+    # the block-aligned U-Net (the shipped architecture) trains, exports and continues the same way
+    unet = tmp_path / "unet"
+    train_deblock.main(["--iters", "2", "--batch", "2", "--patch", "32", "--limit-images", "2", "--segments", "1",
+                        "--seg-len", "3", "--max-frames", "12", "--eval-every", "2", "--arch", "unet",
+                        "--widths", "4", "8", "8", "16", "--level-blocks", "1", "1", "1", "1", "--align", "16",
+                        "--out", str(unet)])  # fmt: skip
+    mu = json.loads((unet / "metrics.json").read_text())
+    assert mu["architecture"].startswith("LumaUNet") and np.isfinite(mu["psnr_classic5_jpeg_q10"]["output"])
+    ops = {n.op_type for n in onnx.load(str(unet / "model.onnx")).graph.node}
+    assert {"Conv", "Relu", "SpaceToDepth", "DepthToSpace"} <= ops
 
 
 def test_calibrate_deblock_recipe_smoke(tmp_path: Path) -> None:
@@ -107,7 +117,7 @@ def test_calibrate_deblock_recipe_smoke(tmp_path: Path) -> None:
 
 def test_deblock_batches_compress_images_afresh() -> None:
     """Image patches are JPEG-compressed per sample (different qualities: different errors), video
-    patches come from their pre-encoded pairs."""
+    patches come from their pre-encoded pairs, cut on the codec's grid when ``align`` asks."""
     from training.train_deblock import sample_batch
 
     rng = np.random.default_rng(0)
@@ -120,6 +130,13 @@ def test_deblock_batches_compress_images_afresh() -> None:
     deg = np.full_like(img, 7)
     x, y = sample_batch([img], [(img, deg)], 8, 32, rng, 1.0)
     assert torch.all(x == 7 / 255.0) and not torch.all(y == x)
+    # crops start at multiples of 16: a frame whose value is its block row/column index gives patches
+    # whose top-left 16x16 is one value (flips and transposes keep whole blocks: 32 = 2 blocks)
+    blocks = (np.add.outer(np.arange(80) // 16 * 10, np.arange(96) // 16)).astype(np.uint8)
+    x, _ = sample_batch([], [(blocks, blocks)], 16, 32, rng, 1.0, align=16)
+    assert all(len(torch.unique(x[i, 0, :16, :16])) == 1 for i in range(16))
+    x, _ = sample_batch([], [(blocks, blocks)], 16, 32, rng, 1.0)
+    assert not all(len(torch.unique(x[i, 0, :16, :16])) == 1 for i in range(16))
 
 
 def test_train_denoise_recipe_smoke(tmp_path: Path) -> None:
@@ -167,6 +184,18 @@ def test_train_joint_recipe_smoke(tmp_path: Path) -> None:
     assert d["params"] == m["params"] + 48 * 48 * 9 + 48 + 48  # one more conv + PReLU
     for name in ("Set5 x2 sigma=10 + JPEG q=40", "Set5 x2 sigma=20 + JPEG q=30"):
         assert d["psnr_y"][name]["model"] == cases[name]["model"]
+    # the block-aligned U-Net variant: starts as bicubic, trains, exports without a Resize
+    unet = tmp_path / "unet"
+    train_joint.main(["--iters", "1", "--lr", "0", "--batch", "2", "--patch", "32", "--limit-images", "2",
+                      "--segments", "1", "--seg-len", "3", "--max-frames", "12", "--eval-every", "1", "--arch", "unet",
+                      "--widths", "4", "8", "8", "16", "--level-blocks", "1", "1", "1", "1", "--align", "16",
+                      "--out", str(unet)])  # fmt: skip
+    u = json.loads((unet / "metrics.json").read_text())
+    assert u["architecture"].startswith("LumaUNet x2")
+    for name in ("Set5 x2 sigma=10 + JPEG q=40", "Set5 x2 sigma=20 + JPEG q=30"):  # untrained = bicubic
+        assert u["psnr_y"][name]["model"] == pytest.approx(u["psnr_y"][name]["bicubic"], abs=0.01)
+    ops = {n.op_type for n in onnx.load(str(unet / "model.onnx")).graph.node}
+    assert {"SpaceToDepth", "DepthToSpace"} <= ops and "Resize" not in ops
 
 
 def test_deepened_is_the_same_function() -> None:

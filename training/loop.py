@@ -33,6 +33,23 @@ def add_run_args(ap: argparse.ArgumentParser, *, iters: int, lr: float, eval_eve
     ap.add_argument("--out", type=Path, required=True)
 
 
+def add_unet_args(ap: argparse.ArgumentParser, arch: str) -> None:
+    """``--arch`` (``arch`` or ``unet``: :class:`training.nets.LumaUNet`), ``--widths``, ``--level-blocks``
+    and ``--align`` (video crops start at multiples of it: 16 keeps H.264's block grid)."""
+    ap.add_argument("--arch", choices=(arch, "unet"), default=arch, help="network: the recipe's first or LumaUNet")
+    ap.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128], help="unet: channels per level")
+    ap.add_argument("--level-blocks", type=int, nargs="+", default=[1, 1, 1, 4], help="unet: residual blocks a level")
+    ap.add_argument("--align", type=int, default=1, help="video crops start at multiples of this (16: H.264's grid)")
+
+
+def unet_name(a: argparse.Namespace, what: str) -> str:
+    """The ``architecture`` line of a LumaUNet run's ``metrics.json``."""
+    return (
+        f"LumaUNet{what} (block-aligned U-Net, levels 1/1..1/{2 ** (len(a.widths) - 1)} by pixel unshuffle, "
+        f"widths {'/'.join(map(str, a.widths))}, residual blocks {'/'.join(map(str, a.level_blocks))}, ReLU)"
+    )
+
+
 def start_run(a: argparse.Namespace) -> np.random.Generator:
     """Threads, seeds and the output folder of a run; returns the run's data generator."""
     torch.set_num_threads(a.threads)

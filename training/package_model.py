@@ -292,6 +292,7 @@ def render_readme(
     description: str,
     metrics: dict[str, Any] | None,
     frames: int = 1,
+    grid: int = 1,
 ) -> str:
     """Text of the model folder's README.md."""
     out_dims = f"(N, {channels}, h*{scale}, w*{scale})" if scale > 1 else f"(N, {channels}, h, w)"
@@ -320,6 +321,14 @@ def render_readme(
         ),
         f"- largest input edge in one piece: {max_tile or 'unlimited'} "
         "(larger frames are tiled with overlap by `restora.inference.infer_images`).",
+        *(
+            [
+                f"- grid: {grid}; the network works on the frame's {grid}x{grid} block grid (counted from the "
+                f"top-left corner), so tiles start at multiples of {grid} (`restora.grid`)."
+            ]
+            if grid > 1
+            else []
+        ),
         "- the same values are in the ONNX metadata (`restora.*`) and the config `parameters`.",
         "",
         "## Serving",
@@ -387,6 +396,7 @@ def package(
     tensorrt: str = "fp16",
     instances: int = 1,
     frames: int = 1,
+    grid: int = 1,
 ) -> Path:
     """Write ``<repository>/<name>/`` from an ONNX file; returns the model folder.
 
@@ -404,6 +414,7 @@ def package(
         tensorrt: TensorRT accelerator precision in the production config: ``fp16``, ``fp32`` or ``none``.
         instances: model instances per device.
         frames: temporal window of a multi-frame model (input ``(N, frames*channels, h, w)``).
+        grid: block grid the network is aligned to (tiles must start at multiples of it); 1 = none.
 
     Raises:
         ValueError: the model does not match the declared signature.
@@ -414,6 +425,8 @@ def package(
         raise ValueError(f"model name {name!r}: use letters, digits and underscores")
     if scale < 1 or channels < 1 or max_batch < 1 or max_tile < 0 or version < 1 or frames < 1:
         raise ValueError("scale, channels, frames, max_batch and version must be >= 1 and max_tile >= 0")
+    if grid < 1:
+        raise ValueError(f"grid must be >= 1, not {grid}")
     if frames % 2 == 0:
         raise ValueError(f"frames must be odd (a middle frame and as many on each side), not {frames}")
     if tensorrt not in ("fp16", "fp32", "none"):
@@ -439,6 +452,8 @@ def package(
     }
     if frames > 1:  # absent for image models, so their folders stay byte-identical
         params["restora.frames"] = str(frames)
+    if grid > 1:  # likewise absent for models without a block grid
+        params["restora.grid"] = str(grid)
     if metrics:
         params["restora.trained"] = summarize_training(metrics)
     kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)]
@@ -462,7 +477,7 @@ def package(
             name, sig, channels, max_batch, params, cpu=True, tensorrt="none", instances=instances, frames=frames
         ).encode(),
         folder / "README.md": render_readme(
-            name, sig, scale, channels, max_tile, max_batch, description, metrics, frames
+            name, sig, scale, channels, max_tile, max_batch, description, metrics, frames, grid
         ).encode(),
     }
     for path, data in files.items():
@@ -491,13 +506,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--instances", type=int, default=1, help="model instances per device")
     p.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY, help="Triton model repository root")
     p.add_argument("--frames", type=int, default=1, help="consecutive input frames of a video model (odd)")
+    p.add_argument("--grid", type=int, default=1, help="block grid the network is aligned to (tiles start on it)")
     a = p.parse_args(argv)
     try:
         folder = package(
             a.onnx, a.name, a.scale, a.channels,
             repository=a.repository, version=a.version, max_tile=a.max_tile, max_batch=a.max_batch,
             description=a.description, metrics_json=a.metrics_json, tensorrt=a.tensorrt, instances=a.instances,
-            frames=a.frames,
+            frames=a.frames, grid=a.grid,
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

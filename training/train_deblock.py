@@ -33,13 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from restora.evaluation import artifact_rows, jpeg_gray, y8
 from restora.media import first_frames
 from training.degrade import resize, video_compress
 from training.export import export_onnx
-from training.loop import add_run_args, fit, run_record, start_run
-from training.nets import LumaRestore
+from training.loop import add_run_args, add_unet_args, fit, run_record, start_run, unet_name
+from training.nets import LumaRestore, LumaUNet
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRAIN_SETS = ("T91", "General100", "BSD200")
@@ -89,11 +90,16 @@ def video_pairs(
 
 def sample_batch(
     images: list[np.ndarray], videos: list[Pair], batch: int, patch: int, rng: np.random.Generator,
-    video_fraction: float, transpose: bool = True,
+    video_fraction: float, transpose: bool = True, align: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``(B, 1, patch, patch)`` degraded and clean float32 patches in [0, 1], randomly flipped (and
     transposed if ``transpose``): from a video pair with probability ``video_fraction``, else a crop
-    of a training image JPEG-compressed on the spot at a quality uniform in :data:`JPEG_QUALITY`."""
+    of a training image JPEG-compressed on the spot at a quality uniform in :data:`JPEG_QUALITY`.
+
+    ``align``: video crops start at multiples of it, so a patch keeps the codec's block grid where
+    the frame had it (16: H.264 macroblocks and 8x8 / 4x4 transforms); JPEG patches are compressed
+    after cropping and so are always aligned. With ``patch`` a multiple of ``align`` flips and
+    transposes keep the alignment too."""
     xs, ys = [], []
     for _ in range(batch):
         from_video = bool(videos) and (not images or rng.random() < video_fraction)
@@ -102,7 +108,8 @@ def sample_batch(
         else:
             clean, deg = images[int(rng.integers(len(images)))], None
         h, w = clean.shape
-        y0, x0 = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+        y0 = int(rng.integers(0, (h - patch) // align + 1)) * align
+        x0 = int(rng.integers(0, (w - patch) // align + 1)) * align
         c = np.ascontiguousarray(clean[y0 : y0 + patch, x0 : x0 + patch])
         if deg is None:
             d = jpeg_gray(c, int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
@@ -119,14 +126,14 @@ def sample_batch(
     return x, y
 
 
-def restore_y(net: LumaRestore, y: np.ndarray) -> np.ndarray:
+def restore_y(net: nn.Module, y: np.ndarray) -> np.ndarray:
     """``(H, W)`` uint8 -> restored ``(H, W)`` uint8."""
     with torch.no_grad():
         out = net(torch.from_numpy(y.astype(np.float32) / 255.0)[None, None])[0, 0]
     return np.clip(np.rint(out.numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
-def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
+def evaluate(net: nn.Module, root: Path) -> dict[str, Any]:
     """classic5 JPEG q=10 and cars / foreman H.264 CRF 25/30/35/40/45 (``restora.evaluation.artifact_rows``, the same
     protocol as ``restora eval``): PSNR of input and output, and the gain."""
     net.eval()
@@ -140,6 +147,15 @@ def evaluate(net: LumaRestore, root: Path) -> dict[str, Any]:
     return res
 
 
+def describe(a: argparse.Namespace) -> str:
+    """One line naming the network a run trained."""
+    if a.arch == "unet":
+        return unet_name(a, "")
+    return f"LumaRestore (DnCNN-style residual, {a.blocks + 2} convs, {a.channels} channels, ReLU" + (
+        f", body at 1/{a.down} resolution by pixel unshuffle)" if a.down > 1 else ")"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m training.train_deblock")
     add_run_args(ap, iters=6000, lr=1e-3, eval_every=1000, data=DATA)
@@ -148,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=6)
     ap.add_argument("--down", type=int, default=1, help="pixel-unshuffle factor of the body (2: FFDNet-style)")
+    add_unet_args(ap, "plain")
     ap.add_argument("--segments", type=int, default=8, help="video segments per clip")
     ap.add_argument("--seg-len", type=int, default=12, help="frames per video segment")
     ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
@@ -163,12 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     videos = [p for p in videos if min(p[0].shape) >= a.patch]
     print(f"{len(images)} images + {len(videos)} video pairs in {time.time() - t0:.1f}s", flush=True)
 
-    net = LumaRestore(a.channels, a.blocks, a.down)
+    net: nn.Module = LumaRestore(a.channels, a.blocks, a.down)
+    if a.arch == "unet":
+        net = LumaUNet(tuple(a.widths), tuple(a.level_blocks))
     if a.init:
         net.load_state_dict(torch.load(a.init, weights_only=True))
     history, train_s = fit(
         net,
-        lambda: sample_batch(images, videos, a.batch, a.patch, rng, a.video_fraction),
+        lambda: sample_batch(images, videos, a.batch, a.patch, rng, a.video_fraction, align=a.align),
         a,
         lambda: {k: round(v["gain"], 3) for k, v in evaluate(net, a.data).items()},
     )
@@ -177,8 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     final = evaluate(net, a.data)
     metrics = {
         "model": "deblock",
-        "architecture": f"LumaRestore (DnCNN-style residual, {a.blocks + 2} convs, {a.channels} channels, ReLU"
-        + (f", body at 1/{a.down} resolution by pixel unshuffle)" if a.down > 1 else ")"),
+        "architecture": describe(a),
         **run_record(a, net),
         "train_seconds": round(train_s, 1),
         "training_pairs": {"images_jpeg_on_the_fly": len(images), "video_frames": len(videos)},

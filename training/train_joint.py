@@ -32,13 +32,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from restora.evaluation import bicubic_x2, joint_x2_cases, jpeg_gray, score_x2, y8
 from restora.media import first_frames
 from training.degrade import add_noise, downscale, resize, video_compress
 from training.export import export_onnx
-from training.loop import add_run_args, fit, run_record, start_run
-from training.nets import LumaSR, body_blocks, deepened, he_init
+from training.loop import add_run_args, add_unet_args, fit, run_record, start_run, unet_name
+from training.nets import LumaSR, LumaUNet, body_blocks, deepened, he_init
 from training.train_deblock import DATA, VIDEOS
 from training.train_sr import load_pairs
 
@@ -80,14 +81,18 @@ def video_pairs(root: Path, rng: np.random.Generator, segments: int, seg_len: in
 
 def sample_batch(
     images: list[U8Pair], videos: list[U8Pair], batch: int, patch: int, rng: np.random.Generator, max_sigma: float,
-    video_fraction: float,
+    video_fraction: float, align: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``(B, 1, p, p)`` degraded LR and ``(B, 1, 2p, 2p)`` HR float32 patches in [0, 1], with flips."""
+    """``(B, 1, p, p)`` degraded LR and ``(B, 1, 2p, 2p)`` HR float32 patches in [0, 1], with flips.
+    ``align``: video LR crops start at multiples of it (the codec's block grid, as
+    ``training.train_deblock.sample_batch``); still patches are compressed after cropping."""
     xs, ys = [], []
     for _ in range(batch):
         from_video = bool(videos) and rng.random() < video_fraction
         hr, lr = (videos if from_video else images)[int(rng.integers(len(videos if from_video else images)))]
-        y0, x0 = int(rng.integers(0, lr.shape[0] - patch + 1)), int(rng.integers(0, lr.shape[1] - patch + 1))
+        a = align if from_video else 1
+        y0 = int(rng.integers(0, (lr.shape[0] - patch) // a + 1)) * a
+        x0 = int(rng.integers(0, (lr.shape[1] - patch) // a + 1)) * a
         lp, hp = lr[y0 : y0 + patch, x0 : x0 + patch], hr[2 * y0 : 2 * (y0 + patch), 2 * x0 : 2 * (x0 + patch)]
         if not from_video:
             lp = degrade_lr(np.ascontiguousarray(lp), rng, max_sigma)
@@ -102,7 +107,7 @@ def sample_batch(
     return x, y
 
 
-def evaluate(net: LumaSR, root: Path) -> dict[str, Any]:
+def evaluate(net: nn.Module, root: Path) -> dict[str, Any]:
     """PSNR/SSIM-Y of the network and of bicubic on ``restora.evaluation.joint_x2_cases``."""
 
     def run(y: np.ndarray) -> np.ndarray:
@@ -127,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--patch", type=int, default=48, help="LR patch size")
     ap.add_argument("--channels", type=int, default=48)
     ap.add_argument("--blocks", type=int, default=6)
+    add_unet_args(ap, "lumasr")
     ap.add_argument("--max-sigma", type=float, default=25.0)
     ap.add_argument("--video-fraction", type=float, default=0.3)
     ap.add_argument("--segments", type=int, default=6, help="video segments per clip (0: no video)")
@@ -149,8 +155,12 @@ def main(argv: list[str] | None = None) -> None:
     videos = [p for p in video_pairs(a.data, rng, a.segments, a.seg_len, a.max_frames) if min(p[1].shape) >= a.patch]
     print(f"{len(images)} image + {len(videos)} video pairs in {time.time() - t0:.1f}s", flush=True)
 
-    net = LumaSR(2, a.channels, a.blocks, "prelu")
-    if a.init:
+    net: nn.Module = LumaSR(2, a.channels, a.blocks, "prelu")
+    if a.arch == "unet":
+        net = LumaUNet(tuple(a.widths), tuple(a.level_blocks), scale=2)
+        if a.init:
+            net.load_state_dict(torch.load(a.init, weights_only=True))
+    elif a.init:
         state = torch.load(a.init, weights_only=True)
         if body_blocks(state) < a.blocks:  # continue a shallower run, deepened without changing its output
             small = LumaSR(2, a.channels, body_blocks(state), "prelu")
@@ -159,10 +169,11 @@ def main(argv: list[str] | None = None) -> None:
         else:
             net.load_state_dict(state)
     else:
+        assert isinstance(net, LumaSR)
         he_init(net)
     history, train_s = fit(
         net,
-        lambda: sample_batch(images, videos, a.batch, a.patch, rng, a.max_sigma, a.video_fraction),
+        lambda: sample_batch(images, videos, a.batch, a.patch, rng, a.max_sigma, a.video_fraction, a.align),
         a,
         lambda: {k: v["model"] for k, v in evaluate(net, a.data).items()},
     )
@@ -170,7 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     export_onnx(net, a.out / "model.onnx", "LR_Y", "SR_Y")
     metrics = {
         "model": "restore_joint_x2",
-        "architecture": f"LumaSR (ESPCN-style, bicubic residual, prelu, {a.channels} channels, {a.blocks} body convs)",
+        "architecture": (
+            unet_name(a, " x2, bicubic residual")
+            if a.arch == "unet"
+            else f"LumaSR (ESPCN-style, bicubic residual, prelu, {a.channels} channels, {a.blocks} body convs)"
+        ),
         **run_record(a, net),
         "train_seconds": round(train_s, 1),
         "training_pairs": {"images": len(images), "video_frames": len(videos)},
