@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 DATA ?= ../shared/data
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: help install demo test test-fast lint eval bench train train-sr train-int8 train-deblock calibrate-deblock train-denoise train-joint train-vsr clean
+.PHONY: help install demo test test-fast lint eval bench train train-sr train-int8 train-deblock train-deblock-heavy requantize-int8 calibrate-deblock train-denoise train-joint train-vsr clean
 
 help:  ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -53,7 +53,7 @@ bench: install triton-venv  ## speed/quality benchmarks (ratios against a baseli
 	$(PY) -m benchmarks.signal_path
 	$(PY) -m benchmarks.temporal_stages
 
-train: train-sr train-int8 train-deblock train-denoise train-joint train-vsr  ## re-train every model from ../shared/data and re-package it into triton_models/ (hours on 2 CPU cores)
+train: train-sr train-int8 train-deblock train-deblock-heavy train-denoise train-joint train-vsr  ## re-train every model from ../shared/data and re-package it into triton_models/ (hours on 2 CPU cores)
 
 PACKAGE := $(PY) -m training.package_model --channels 1
 
@@ -70,15 +70,15 @@ train-sr: install  ## sr_x2, sr_x4: 8000 iterations from scratch, then continued
 	    --description "Fidelity super-resolution x$$s on luma (ESPCN-style with bicubic residual); chroma is resampled bicubically by the sr stage"; \
 	done
 
-train-int8: install  ## sr_x2_int8, sr_x4_int8: ReLU twins fine-tuned from the shipped FP32 weights, then static INT8
+train-int8: install  ## sr_x2_int8, sr_x4_int8 (version 2): ReLU twins fine-tuned from the shipped FP32 weights, then static INT8 with 7-bit weights
 	for s in 2 4; do \
 	  $(PY) -m training.train_sr --scale $$s --iters 4000 --lr 1e-3 --act relu --name sr_x$${s}_relu \
 	    --init triton_models/sr_x$$s/1/model.onnx --out training/runs/sr_x$${s}_relu && \
 	  $(PY) -m training.quantize --model sr_x$$s --src training/runs/sr_x$${s}_relu/model.onnx \
 	    --name sr_x$${s}_int8 --out training/runs/sr_x$${s}_int8 && \
-	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8/model.onnx --name sr_x$${s}_int8 --scale $$s \
+	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8/model.onnx --name sr_x$${s}_int8 --scale $$s --version 2 \
 	    --metrics-json training/runs/sr_x$${s}_int8/metrics.json --tensorrt none \
-	    --description "INT8 (ONNX Runtime static quantization, QDQ) of the ReLU twin of sr_x$$s: fidelity super-resolution x$$s on luma for CPU deployments"; \
+	    --description "INT8 (ONNX Runtime static quantization, QDQ, 7-bit weights) of the ReLU twin of sr_x$$s: fidelity super-resolution x$$s on luma for CPU deployments"; \
 	done
 
 train-deblock: install  ## deblock: 9000 iterations from scratch, then three continuations (twice the batch, lower rates, lighter encodes)
@@ -93,10 +93,32 @@ train-deblock: install  ## deblock: 9000 iterations from scratch, then three con
 	  --description "compression-artifact removal (blocking, ringing, mosquito noise) on luma, same size; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 30-46, later stages 24-46 and 16-46"
 	$(MAKE) calibrate-deblock
 
-calibrate-deblock: install  ## deblock:strength=auto: fit the quantiser -> strength ramps (H.264, MPEG-2, MPEG-4 Part 2) on the training clips (~10 min); copy the printed ramps into restora/stages/deblock.py QP_RAMPS
-	$(PY) -m training.calibrate_deblock --out training/runs/deblock_qp
-	$(PY) -m training.calibrate_deblock --codec mpeg2 --out training/runs/deblock_qp_mpeg2
-	$(PY) -m training.calibrate_deblock --codec mpeg4 --out training/runs/deblock_qp_mpeg4
+requantize-int8: install  ## sr_x2_int8, sr_x4_int8 version 2 as shipped: the version-1 INT8 models (8-bit weights) dequantized and quantized again with 7-bit weights
+	for s in 2 4; do \
+	  git show 150271d:triton_models/sr_x$${s}_int8/1/model.onnx > training/runs/sr_x$${s}_int8_v1.onnx && \
+	  $(PY) -m training.quantize --model sr_x$$s --from-int8 training/runs/sr_x$${s}_int8_v1.onnx \
+	    --name sr_x$${s}_int8 --out training/runs/sr_x$${s}_int8_rr && \
+	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8_rr/model.onnx --name sr_x$${s}_int8 --scale $$s --version 2 \
+	    --metrics-json training/runs/sr_x$${s}_int8_rr/metrics.json --tensorrt none \
+	    --description "INT8 (ONNX Runtime static quantization, QDQ, 7-bit weights) of the ReLU twin of sr_x$$s: fidelity super-resolution x$$s on luma for CPU deployments"; \
+	done
+
+train-deblock-heavy: install  ## deblock_heavy: the block-aligned U-Net, 6000 iterations on JPEG stills and H.264/HEVC re-encodes, then 2500 with more (and heavier) video (about 2 h on 2 cores)
+	$(PY) -m training.train_deblock --arch unet --widths 16 32 64 128 --level-blocks 1 1 1 4 --align 16 --patch 96 \
+	  --batch 16 --iters 6000 --lr 4e-4 --warmup 300 --segments 16 --crf 16 46 --eval-every 1000 --out training/runs/deblock_unet
+	$(PY) -m training.train_deblock --arch unet --widths 16 32 64 128 --level-blocks 1 1 1 4 --align 16 --patch 96 \
+	  --batch 16 --iters 2500 --lr 2e-4 --segments 16 --crf 26 46 --video-fraction 0.75 --eval-every 1250 --seed 1 \
+	  --init training/runs/deblock_unet/model.pt --out training/runs/deblock_unet_ft
+	$(PACKAGE) --onnx training/runs/deblock_unet_ft/model.onnx --name deblock_heavy --scale 1 --grid 8 \
+	  --metrics-json training/runs/deblock_unet_ft/metrics.json \
+	  --description "compression-artifact removal for heavily compressed sources (JPEG q <= 20, H.264 CRF >= 40) on luma, same size, on the frame's 8x8 block grid; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 16-46, then 26-46"
+	$(MAKE) calibrate-deblock DEBLOCK_MODEL=deblock_heavy
+
+DEBLOCK_MODEL ?= deblock
+calibrate-deblock: install  ## deblock:strength=auto: fit the quantiser -> strength ramps (H.264, MPEG-2, MPEG-4 Part 2) of $(DEBLOCK_MODEL) on the training clips (~10 min); copy the printed ramps into restora/stages/deblock.py QP_RAMPS
+	$(PY) -m training.calibrate_deblock --model $(DEBLOCK_MODEL) --out training/runs/$(DEBLOCK_MODEL)_qp
+	$(PY) -m training.calibrate_deblock --model $(DEBLOCK_MODEL) --codec mpeg2 --out training/runs/$(DEBLOCK_MODEL)_qp_mpeg2
+	$(PY) -m training.calibrate_deblock --model $(DEBLOCK_MODEL) --codec mpeg4 --out training/runs/$(DEBLOCK_MODEL)_qp_mpeg4
 
 train-denoise: install  ## denoise
 	$(PY) -m training.train_denoise --iters 6000 --blocks 8 --eval-every 2000 --out training/runs/denoise

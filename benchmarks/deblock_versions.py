@@ -2,7 +2,9 @@
 degraded inputs in one run: classic5 grayscale JPEG q=10-40 and the held-out raw clips
 (``restora.evaluation.artifact_pairs``) through libx264 at CRF 20-45, each encode made once and given to
 both models (x264's rate control is not bit-exact from run to run, so separate runs would not see
-the same bytes). Prints the PSNR gain of each model over its input and the difference.
+the same bytes). Prints the PSNR gain of each model over its input and the difference, then each
+model's time for one 1280x720 and one 320x240 luma frame (2 threads, the two models alternating,
+median of 5 after a warm-up) and their ratio.
 
     git show d5700ca:triton_models/deblock/1/model.onnx > /tmp/first_deblock.onnx
     python -m benchmarks.deblock_versions /tmp/first_deblock.onnx triton_models/deblock/1/model.onnx
@@ -11,6 +13,7 @@ the same bytes). Prints the PSNR gain of each model over its input and the diffe
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,21 @@ def gains(pairs: list[tuple[np.ndarray, np.ndarray]], models: list[ort.Inference
     ]
 
 
+def frame_ms(models: list[ort.InferenceSession], size: tuple[int, int], repeats: int = 5) -> list[float]:
+    """Median milliseconds of each model on one ``size`` (width, height) luma frame, the models
+    alternating run by run so both see the same machine load."""
+    x = np.random.default_rng(0).random((1, 1, size[1], size[0]), dtype=np.float32)
+    times: list[list[float]] = [[] for _ in models]
+    for m in models:  # warm-up
+        m.run(None, {m.get_inputs()[0].name: x})
+    for _ in range(repeats):
+        for k, m in enumerate(models):
+            t = time.perf_counter()
+            m.run(None, {m.get_inputs()[0].name: x})
+            times[k].append(1000.0 * (time.perf_counter() - t))
+    return [float(np.median(t)) for t in times]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("a", type=Path, help="first ONNX model (IN_Y -> OUT_Y, same size)")
@@ -53,6 +71,9 @@ def main() -> None:
     for name, deg, pairs, _, _ in artifact_pairs(DATA, crfs=(20, *ARTIFACT_CRFS)):
         ga, gb = gains(pairs, models)
         print(f"{name.split()[0]:16s} {deg:14s} {ga:+7.2f} {gb:+7.2f} {gb - ga:+7.2f}")
+    for size in ((1280, 720), (320, 240)):
+        ta, tb = frame_ms(models, size)
+        print(f"{size[0]}x{size[1]} frame: a {ta:.1f} ms, b {tb:.1f} ms, b/a {tb / ta:.2f}")
 
 
 if __name__ == "__main__":

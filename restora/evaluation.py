@@ -611,8 +611,8 @@ def evaluate_all(
     """Every evaluation whose models are in ``models`` (the repository's): SR on Set5 for each
     ``sr_x*`` model (and on PQ / HLG code values, :mod:`restora.eval_transfer`), deblock, denoise,
     video SR and joint restoration; each table is passed to ``echo`` as it is done. Returns
-    ``{"sr": [...], "sr_transfers": ..., "deblock": ..., "denoise": ..., "vsr_x4": ...,
-    "joint_x2": ...}`` (absent keys: model not in the repository)."""
+    ``{"sr": [...], "sr_transfers": ..., "deblock": ..., "deblock_heavy": ..., "denoise": ...,
+    "vsr_x4": ..., "joint_x2": ...}`` (absent keys: model not in the repository)."""
     sr = [evaluate_sr_set5(backend, backend.model_info(m).scale, data, model=m) for m in sorted(models)
           if m.startswith("sr_x")]  # fmt: skip
     echo(format_table(sr))
@@ -623,9 +623,10 @@ def evaluate_all(
 
         results["sr_transfers"] = evaluate_sr_transfers(backend, data, scales)
         echo("\n" + format_transfer_table(results["sr_transfers"]))
-    for name, evaluate in (("deblock", evaluate_deblock), ("denoise", evaluate_denoise)):
+    luma = (("deblock", evaluate_deblock), ("deblock_heavy", evaluate_deblock), ("denoise", evaluate_denoise))
+    for name, evaluate in luma:
         if name in models:
-            results[name] = evaluate(backend, data)
+            results[name] = evaluate(backend, data, name)
             echo("\n" + format_luma_table(results[name]))
     if {"vsr_x4", "sr_x4"} <= models:
         results["vsr_x4"] = evaluate_vsr(backend, data)

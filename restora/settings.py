@@ -37,7 +37,7 @@ class TritonSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    """Where model files live (``<repository>/<name>/1/model.onnx``)."""
+    """Where model files live (``<repository>/<name>/<version>/model.onnx``, the highest version served)."""
 
     repository: Path = Field(REPO_ROOT / "triton_models", description="Triton-layout model repository")
     tile: int = Field(

@@ -161,7 +161,7 @@ def test_deblock_auto_strength_per_chunk_from_the_source_qp(tmp_path: Path) -> N
     for c in chunks:
         assert 5 < c["source_qp"] < 25
         assert c["source_qp_codec"] == "h264"
-        ramp = QP_RAMPS["deblock", "1", "h264"]
+        ramp = QP_RAMPS["deblock", report["provenance"]["stages"][0]["model_version"], "h264"]
         assert c["strengths"] == {"deblock": pytest.approx(ramp_strength(c["source_qp"], ramp))}
     stage_spans = [s for s in spans(Path(r["spans"])) if s["name"] == "stage.deblock"]
     assert {round(s["attributes"]["restora.source_qp"], 6) for s in stage_spans} == {

@@ -231,7 +231,7 @@ class LumaUNet(nn.Module):
     plus a predicted residual (not clipped). The last convolution starts at zero: an untrained
     network is the identity.
 
-    ``scale > 1`` makes it a restoring super-resolution network (``restore_joint_x2``): the last
+    ``scale > 1`` makes it a restoring super-resolution network (``train_joint --arch unet``): the last
     convolution predicts ``scale**2`` residual sub-pixel planes added to the input's bicubic phases
     (:class:`BicubicPhases`, as :class:`LumaSR`) before one pixel shuffle; output
     ``(N, 1, h*scale, w*scale)``, an untrained network is bicubic. The grid is then the input's

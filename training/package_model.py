@@ -293,6 +293,7 @@ def render_readme(
     metrics: dict[str, Any] | None,
     frames: int = 1,
     grid: int = 1,
+    version: int = 1,
 ) -> str:
     """Text of the model folder's README.md."""
     out_dims = f"(N, {channels}, h*{scale}, w*{scale})" if scale > 1 else f"(N, {channels}, h, w)"
@@ -335,7 +336,7 @@ def render_readme(
         "",
         "- `config.pbtxt`: production, Triton's native `onnxruntime` backend, `KIND_GPU`, dynamic batching"
         " (TensorRT accelerator where configured).",
-        '- `configs/cpu.pbtxt`: `backend: "python"`, `KIND_CPU`; `1/model.py` runs `1/model.onnx` with'
+        f'- `configs/cpu.pbtxt`: `backend: "python"`, `KIND_CPU`; `{version}/model.py` runs `{version}/model.onnx` with'
         " ONNX Runtime. Selected by `tritonserver --model-config-name=cpu` (`make triton-up`).",
         "",
     ]
@@ -477,7 +478,7 @@ def package(
             name, sig, channels, max_batch, params, cpu=True, tensorrt="none", instances=instances, frames=frames
         ).encode(),
         folder / "README.md": render_readme(
-            name, sig, scale, channels, max_tile, max_batch, description, metrics, frames, grid
+            name, sig, scale, channels, max_tile, max_batch, description, metrics, frames, grid, version
         ).encode(),
     }
     for path, data in files.items():

@@ -4,7 +4,15 @@ Calibration data: luma crops of the training images (``../shared/data/images/tra
 General100, BSD200), bicubic-downscaled by the model's scale as at training time; never Set5.
 Quantization: QDQ format, weights int8 per output channel, activations uint8, ``Conv`` and ``Relu``
 but the fixed bicubic-skip convolution (:func:`float_nodes`; it, the residual ``Add`` and the
-pixel shuffle stay float), calibration by ``--method``.
+pixel shuffle stay float), calibration by ``--method``. Weights use 7 of their 8 bits
+(``--reduce-range``, the default): on x86 CPUs without VNNI (AVX2 only, as AMD EPYC before Zen 4)
+ONNX Runtime multiplies uint8 activations by int8 weights with ``vpmaddubsw``, whose 16-bit pair
+sums saturate at full range; there the first INT8 models lost 0.21 / 0.19 dB on Set5 (x2 / x4)
+against 0.07 / 0.05 on the CPU they were measured on.
+
+``--from-int8 PATH`` re-quantizes a shipped INT8 model: its QDQ weights are dequantized back into
+a float graph (:func:`dequantize_qdq`: the FP32 network it was made from, each weight rounded to
+its int8 step) and that graph is quantized again.
 
     python -m training.quantize --model sr_x2 --out training/runs/sr_x2_int8
 
@@ -66,6 +74,82 @@ class LumaCrops(CalibrationDataReader):
         return next(self._it, None)
 
 
+def dequantize_qdq(src: Path, dst: Path) -> None:
+    """Write ``dst``: the float graph of the QDQ model ``src``. Every ``DequantizeLinear`` of an
+    initializer (weights, biases) becomes that initializer in float, ``(q - zero_point) * scale``
+    (per channel along its ``axis``); every ``QuantizeLinear -> DequantizeLinear`` pair on an
+    activation becomes the clamp it applied below (``Clip`` at ``-zero_point * scale``: the ReLU that
+    the quantizer folded into a uint8 zero point of 0). The result computes the quantized model's
+    network with float activations and its weights on their int8 grid."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    g = model.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    drop: set[int] = set()
+    new_inits = []
+    clips = []
+    rename: dict[str, str] = {}
+    for k, n in enumerate(g.node):
+        if n.op_type != "DequantizeLinear":
+            continue
+        if n.input[0] in inits:
+            q = inits[n.input[0]].astype(np.float64)
+            scale = inits[n.input[1]].astype(np.float64)
+            zp = inits[n.input[2]].astype(np.float64) if len(n.input) > 2 and n.input[2] else np.zeros_like(scale)
+            if scale.ndim == 1 and q.ndim > 1:
+                axis = next((a.i for a in n.attribute if a.name == "axis"), 1) % q.ndim
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zp = scale.reshape(shape), zp.reshape(shape)
+            new_inits.append(numpy_helper.from_array(((q - zp) * scale).astype(np.float32), n.output[0]))
+            drop.add(k)
+        elif (p := producer.get(n.input[0])) is not None and p.op_type == "QuantizeLinear":
+            # the pair clamps below at the quantized zero: the quantizer dropped the ReLU it stood for
+            low = -float(inits[p.input[2]]) * float(inits[p.input[1]]) if len(p.input) > 2 else 0.0
+            bound, clipped = f"{p.input[0]}_low", f"{p.input[0]}_clipped"  # fresh names: the quantizer
+            new_inits.append(numpy_helper.from_array(np.array(low, dtype=np.float32), bound))  # reuses "_Dequantize..."
+            clips.append(helper.make_node("Clip", [p.input[0], bound, ""], [clipped]))
+            rename[n.output[0]] = clipped
+            drop.update({k, list(g.node).index(p)})
+    kept = [n for k, n in enumerate(g.node) if k not in drop]
+    for n in kept:
+        n.input[:] = [rename.get(i, i) for i in n.input]
+    if any(o.name in rename for o in g.output):
+        raise ValueError(f"{src}: a graph output is a quantized activation")
+    used = {name for n in kept + clips for name in n.input}
+    del g.node[:]
+    g.node.extend(clips + kept)
+    old = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(old + [i for i in new_inits if i.name in used])
+    sorted_model = onnx.helper.make_model(g, opset_imports=model.opset_import)
+    sorted_model.metadata_props.extend(model.metadata_props)
+    onnx.save(_toposort(sorted_model), str(dst))
+
+
+def _toposort(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with its nodes in an order where each runs after the nodes whose outputs it reads."""
+    g = model.graph
+    ready = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    pending, ordered = list(g.node), []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise ValueError("graph has a cycle or a missing input")
+        pending = rest
+    del g.node[:]
+    g.node.extend(ordered)
+    return model
+
+
 def float_nodes(path: Path) -> list[str]:
     """Nodes left in float: the fixed bicubic-skip convolution (``LumaSR.bicubic``). Its output is
     the bulk of every output pixel, and 8-bit activations there cost 0.08 (x2) to 0.13 dB (x4) on Set5
@@ -125,6 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ops", default="Conv,Relu", help="op types to quantize ('all': ORT's set)")
     p.add_argument("--float-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="leave the bicubic-skip convolution in float (--no-float-skip quantizes it too)")  # fmt: skip
+    p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=True,
+                   help="7-bit weights: no saturation on CPUs without VNNI (see the module docstring)")  # fmt: skip
+    p.add_argument("--from-int8", type=Path, default=None, help="re-quantize this INT8 QDQ model (dequantized first)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for the latency measurement")
     p.add_argument("--repeats", type=int, default=20)
     a = p.parse_args(argv)
@@ -132,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     src = a.src or REPO / a.model / "1" / "model.onnx"
     name = a.name or f"{a.model}_int8"
     a.out.mkdir(parents=True, exist_ok=True)
+    if a.from_int8:
+        src = a.out / "dequantized.onnx"
+        dequantize_qdq(a.from_int8, src)
     pre = a.out / "preprocessed.onnx"
     out = a.out / "model.onnx"
     t0 = time.time()
@@ -150,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         op_types_to_quantize=None if a.ops == "all" else a.ops.split(","),
         nodes_to_exclude=float_nodes(pre) if a.float_skip else [],
         calibrate_method=method,
+        reduce_range=a.reduce_range,
     )
     pre.unlink()
     copy_metadata(REPO / a.model / "1" / "model.onnx", out)  # the packaged model's scale/channels/record
@@ -157,19 +248,32 @@ def main(argv: list[str] | None = None) -> None:
     tmp_repo = a.out / "eval_repo"
     metrics: dict[str, Any] = {
         "model": name,
-        "source_model": str(a.src) if a.src else a.model,
+        "source_model": f"{a.from_int8}, dequantized" if a.from_int8 else str(a.src) if a.src else a.model,
         "calibration": {"crops": a.calib, "crop": a.crop, "method": a.method, "sets": list(TRAIN_SETS)},
-        "quantization": {"format": a.format, "ops": a.ops, "weights": "int8 per-channel", "activations": "uint8"},
+        "quantization": {
+            "format": a.format,
+            "ops": a.ops,
+            "activations": "uint8",
+            "weights": "int8 per-channel" + (", 7-bit range" if a.reduce_range else ""),
+        },
         "quantize_seconds": round(quant_s, 1),
         "set5_psnr_y": {
             "fp32": set5_psnr(REPO / a.model / "1" / "model.onnx", a.model, scale, tmp_repo),
             "int8": set5_psnr(out, name, scale, tmp_repo),
+            **({"source_fp32": set5_psnr(src, f"{name}_source", scale, tmp_repo)} if a.from_int8 else {}),
         },
         "latency_hardware": {"cpu": platform.processor() or platform.machine(), "threads": a.threads},
         "latency_ms": {},
     }
     if a.src:
         add_source_record(metrics, src.parent / "metrics.json", vars(a))
+    if a.from_int8:  # the record of the network it re-quantizes, as its metadata says
+        earlier = {p.key: p.value for p in onnx.load(str(a.from_int8), load_external_data=False).metadata_props}
+        metrics["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
+        metrics["requantized_from"] = earlier.get("restora.trained", "")
+        metrics["architecture"] = earlier.get("restora.trained", "").split(";")[0] + (
+            ", re-quantized with 7-bit weights" if a.reduce_range else ", re-quantized"
+        )
     for label in a.sizes.split(","):
         w, h = (int(v) for v in label.split("x"))
         shape = (1, 1, h, w)

@@ -15,11 +15,18 @@ Data (never the evaluation material: ``classic5`` and the ``cars`` and ``foreman
 
 Patches are flipped and transposed; ``--video-fraction`` of each batch comes from the video pairs.
 Loss L1 on the luma residual, Adam with cosine decay; ``--init`` continues a run from its weights.
+
+Networks: ``--arch plain`` is :class:`training.nets.LumaRestore` (``deblock``, a DnCNN-style stack);
+``--arch unet`` is :class:`training.nets.LumaUNet` (``deblock_heavy``), whose lowest level has one
+cell per 8x8 block of the frame. It needs the codec's grid where the patch has it: JPEG patches are
+compressed after cropping, and ``--align 16`` cuts video patches at multiples of 16 pixels.
+
 Evaluation, also written to ``metrics.json``: ``classic5`` grayscale JPEG q=10 (PSNR gain over the
 JPEG) and the raw ``cars`` and ``foreman`` clips encoded by libx264 at CRF 25/30/35/40/45 (PSNR-Y
 gain over the decoded video; at CRF 25-30 there is little to remove and a good model does no harm).
 
-    python -m training.train_deblock --iters 6000 --out training/runs/deblock
+    python -m training.train_deblock --arch unet --align 16 --patch 96 --lr 4e-4 --warmup 300 \
+        --segments 16 --crf 16 46 --out training/runs/deblock     (``make train-deblock``)
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ Data (never the evaluation material: Set5 and the ``cars`` clip are held out):
 
 The network is ``LumaSR`` (bicubic skip, PReLU) with more capacity than ``sr_x2`` (48 channels,
 6 body convolutions), still fewer operations per pixel than the three-model chain
-``denoise -> deblock -> sr_x2`` it replaces. Loss L1, Adam with cosine decay. Evaluation
+``denoise -> deblock -> sr_x2`` it replaces. ``--arch unet`` trains :class:`training.nets.LumaUNet`
+at x2 instead (the block-aligned U-Net of ``deblock_heavy`` on the LR input, bicubic phases added
+before the pixel shuffle; ``--align 16`` keeps video crops on the codec's grid). Loss L1, Adam
+with cosine decay. Evaluation
 (``restora.evaluation.joint_x2_cases``, the ``restora eval`` protocol): Set5 x2 with sigma 10 +
 JPEG q40 and sigma 20 + JPEG q30, cars x2 with sigma 5 + H.264 CRF 35; ``restora eval`` compares
 with the chain.

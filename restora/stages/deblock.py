@@ -30,6 +30,9 @@ QP_RAMPS: dict[tuple[str, str, str], tuple[float, float]] = {
     ("deblock", "1", "h264"): (16.5, 42.5),
     ("deblock", "1", "mpeg2"): (0.0, 25.75),
     ("deblock", "1", "mpeg4"): (0.0, 25.0),
+    ("deblock_heavy", "1", "h264"): (18.25, 46.5),
+    ("deblock_heavy", "1", "mpeg2"): (0.0, 34.75),
+    ("deblock_heavy", "1", "mpeg4"): (0.0, 35.5),
 }
 
 

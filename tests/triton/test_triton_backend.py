@@ -27,7 +27,7 @@ def test_server_health_and_metadata(triton_server: TritonServer, triton: Triton,
     assert main(["status", "--state-dir", triton_server.state_dir]) == 0
     for name in MODELS:
         remote, ref = triton.model_info(name), local.model_info(name)
-        same = ("input_name", "output_name", "scale", "channels", "max_tile", "version", "frames")
+        same = ("input_name", "output_name", "scale", "channels", "max_tile", "version", "frames", "grid")
         assert {k: getattr(remote, k) for k in same} == {k: getattr(ref, k) for k in same}
         assert 1 <= remote.max_batch <= 8
 

@@ -19,7 +19,7 @@ from restora.inference import LocalOnnx, model_path, read_model_info
 from training.package_model import DEFAULT_REPOSITORY, MODEL_PY, package, packaged_models
 
 MODELS = packaged_models()
-FILES = ("config.pbtxt", "configs/cpu.pbtxt", "1/model.onnx", "1/model.py", "README.md")
+FILES = ("config.pbtxt", "configs/cpu.pbtxt", "README.md")  # and <version>/model.onnx, <version>/model.py
 
 
 def parse_config(path: Path) -> mc.ModelConfig:
@@ -36,7 +36,8 @@ def test_model_folder_complete(name: str) -> None:
     folder = DEFAULT_REPOSITORY / name
     missing = [f for f in FILES if not (folder / f).is_file()]
     assert not missing, f"{folder} lacks {missing}"
-    assert (folder / "1" / "model.py").read_text() == MODEL_PY, "adapter is stale: re-run training.package_model"
+    _, version = model_path(DEFAULT_REPOSITORY, name)  # the highest numeric version folder, with its model.onnx
+    assert (folder / version / "model.py").read_text() == MODEL_PY, "adapter is stale: re-run training.package_model"
     readme = (folder / "README.md").read_text()
     assert readme.startswith(f"# {name}\n")
 
