@@ -14,7 +14,7 @@ import onnx
 import pytest
 import torch
 
-from restora.inference import read_model_info
+from restora.inference import model_path, read_model_info
 from training import loop, package_model, quantize, reexport, train_sr
 
 pytestmark = pytest.mark.slow
@@ -57,6 +57,33 @@ def test_quantize_recipe_smoke(tmp_path: Path) -> None:
     (skip,) = [n for n in model.graph.node if n.name == "/bicubic/Conv"]
     floats = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
     assert skip.input[1] in floats
+    assert m["quantization"]["weights"] == "int8 per-channel, 7-bit range"  # no u8s8 saturation without VNNI
+
+
+def test_dequantize_qdq_gives_back_the_float_network(tmp_path: Path) -> None:
+    """A QDQ INT8 model turned back into float (``--from-int8``): the ReLU twin of ``sr_x2`` with
+    its weights on their int8 grid, so within a few codes of the INT8 model and, unlike the plain
+    removal of the quantize/dequantize pairs (which drops the ReLUs the quantizer folded into them),
+    an SR model still; re-quantizing it works."""
+    import onnxruntime as ort
+
+    src, _ = model_path(REPO, "sr_x2_int8")
+    quantize.dequantize_qdq(src, tmp_path / "f.onnx")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "f.onnx")).graph.node}
+    assert "QuantizeLinear" not in ops and "DequantizeLinear" not in ops and "Clip" in ops
+    from PIL import Image
+
+    lr = Image.open(quantize.DATA / "images/Set5/LR_bicubic/X2/butterflyx2.png").convert("L")
+    x = (np.asarray(lr, dtype=np.float32) / 255.0)[None, None, :48, :64]
+    run = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, tmp_path / "f.onnx")]
+    q, f = (r.run(None, {r.get_inputs()[0].name: x})[0] for r in run)
+    assert f.shape == q.shape == (1, 1, 96, 128) and np.abs(f - q).mean() < 2.0 / 255  # within a few codes
+    out = tmp_path / "rq"
+    quantize.main(["--model", "sr_x2", "--from-int8", str(src), "--out", str(out), "--calib", "2", "--crop", "24",
+                   "--sizes", "32x24", "--repeats", "1"])  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert abs(m["set5_psnr_y"]["source_fp32"] - m["set5_psnr_y"]["fp32"]) < 0.2  # the twin, not a broken graph
+    assert m["architecture"].endswith("re-quantized with 7-bit weights")
 
 
 def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:

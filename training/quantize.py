@@ -91,6 +91,15 @@ def dequantize_qdq(src: Path, dst: Path) -> None:
     new_inits = []
     clips = []
     rename: dict[str, str] = {}
+    taken = {t for n in g.node for t in (*n.input, *n.output)} | set(inits)
+
+    def fresh(name: str) -> str:  # a tensor name the graph does not use (a re-quantized graph has "_clipped" ones)
+        k = 0
+        while f"{name}{k or ''}" in taken:
+            k += 1
+        taken.add(f"{name}{k or ''}")
+        return f"{name}{k or ''}"
+
     for k, n in enumerate(g.node):
         if n.op_type != "DequantizeLinear":
             continue
@@ -108,8 +117,8 @@ def dequantize_qdq(src: Path, dst: Path) -> None:
         elif (p := producer.get(n.input[0])) is not None and p.op_type == "QuantizeLinear":
             # the pair clamps below at the quantized zero: the quantizer dropped the ReLU it stood for
             low = -float(inits[p.input[2]]) * float(inits[p.input[1]]) if len(p.input) > 2 else 0.0
-            bound, clipped = f"{p.input[0]}_low", f"{p.input[0]}_clipped"  # fresh names: the quantizer
-            new_inits.append(numpy_helper.from_array(np.array(low, dtype=np.float32), bound))  # reuses "_Dequantize..."
+            bound, clipped = fresh(f"{p.input[0]}_low"), fresh(f"{p.input[0]}_clipped")
+            new_inits.append(numpy_helper.from_array(np.array(low, dtype=np.float32), bound))
             clips.append(helper.make_node("Clip", [p.input[0], bound, ""], [clipped]))
             rename[n.output[0]] = clipped
             drop.update({k, list(g.node).index(p)})
