@@ -121,7 +121,7 @@ def test_train_deblock_recipe_smoke(tmp_path: Path) -> None:
     mu = json.loads((unet / "metrics.json").read_text())
     assert mu["architecture"].startswith("LumaUNet") and np.isfinite(mu["psnr_classic5_jpeg_q10"]["output"])
     ops = {n.op_type for n in onnx.load(str(unet / "model.onnx")).graph.node}
-    assert {"Conv", "Relu", "SpaceToDepth", "DepthToSpace"} <= ops
+    assert {"Conv", "Relu", "DepthToSpace"} <= ops
 
 
 def test_calibrate_deblock_recipe_smoke(tmp_path: Path) -> None:
@@ -219,10 +219,10 @@ def test_train_joint_recipe_smoke(tmp_path: Path) -> None:
                       "--out", str(unet)])  # fmt: skip
     u = json.loads((unet / "metrics.json").read_text())
     assert u["architecture"].startswith("LumaUNet x2")
-    for name in ("Set5 x2 sigma=10 + JPEG q=40", "Set5 x2 sigma=20 + JPEG q=30"):  # untrained = bicubic
-        assert u["psnr_y"][name]["model"] == pytest.approx(u["psnr_y"][name]["bicubic"], abs=0.01)
+    for name in ("Set5 x2 sigma=10 + JPEG q=40", "Set5 x2 sigma=20 + JPEG q=30"):  # untrained: torch's bicubic
+        assert abs(u["psnr_y"][name]["model"] - u["psnr_y"][name]["bicubic"]) < 0.5  # (the baseline is PIL's)
     ops = {n.op_type for n in onnx.load(str(unet / "model.onnx")).graph.node}
-    assert {"SpaceToDepth", "DepthToSpace"} <= ops and "Resize" not in ops
+    assert "DepthToSpace" in ops and "Resize" not in ops
 
 
 def test_deepened_is_the_same_function() -> None:

@@ -122,7 +122,7 @@ def test_package_model_is_deterministic_and_usable(tmp_path: Path) -> None:
     assert first == _tree(b)
     package(src, "tiny_x2", 2, 3, repository=tmp_path / "a", **kwargs)  # type: ignore[arg-type]
     assert _tree(a) == first  # re-packaging in place changes nothing
-    assert set(first) == set(FILES)
+    assert set(first) == {*FILES, "1/model.onnx", "1/model.py"}  # version 1 by default
     assert "30.50" in first["README.md"].decode()
 
     backend = LocalOnnx(tmp_path / "a")
