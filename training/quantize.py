@@ -86,7 +86,7 @@ def dequantize_qdq(src: Path, dst: Path) -> None:
     model = onnx.load(str(src))
     g = model.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
+    producer = {o: (k, n) for k, n in enumerate(g.node) for o in n.output}
     drop: set[int] = set()
     new_inits = []
     clips = []
@@ -114,14 +114,14 @@ def dequantize_qdq(src: Path, dst: Path) -> None:
                 scale, zp = scale.reshape(shape), zp.reshape(shape)
             new_inits.append(numpy_helper.from_array(((q - zp) * scale).astype(np.float32), n.output[0]))
             drop.add(k)
-        elif (p := producer.get(n.input[0])) is not None and p.op_type == "QuantizeLinear":
+        elif n.input[0] in producer and (p := producer[n.input[0]][1]).op_type == "QuantizeLinear":
             # the pair clamps below at the quantized zero: the quantizer dropped the ReLU it stood for
             low = -float(inits[p.input[2]]) * float(inits[p.input[1]]) if len(p.input) > 2 else 0.0
             bound, clipped = fresh(f"{p.input[0]}_low"), fresh(f"{p.input[0]}_clipped")
             new_inits.append(numpy_helper.from_array(np.array(low, dtype=np.float32), bound))
             clips.append(helper.make_node("Clip", [p.input[0], bound, ""], [clipped]))
             rename[n.output[0]] = clipped
-            drop.update({k, list(g.node).index(p)})
+            drop.update({k, producer[n.input[0]][0]})
     kept = [n for k, n in enumerate(g.node) if k not in drop]
     for n in kept:
         n.input[:] = [rename.get(i, i) for i in n.input]
