@@ -57,7 +57,7 @@ train: train-sr train-int8 train-deblock train-deblock-heavy train-denoise train
 
 PACKAGE := $(PY) -m training.package_model --channels 1
 
-train-sr: install  ## sr_x2, sr_x4: 8000 iterations from scratch, then continued with larger batches at a lower rate
+train-sr: install  ## sr_x2, sr_x4 (version 2): 8000 iterations from scratch, continued with larger batches at a lower rate, then with LeakyReLU (fused on the CPU)
 	$(PY) -m training.train_sr --scale 2 --iters 8000 --out training/runs/sr_x2_stage1
 	$(PY) -m training.train_sr --scale 2 --iters 8000 --batch 64 --patch 32 --lr 5e-4 --eval-every 1000 \
 	  --init training/runs/sr_x2_stage1/model.pt --out training/runs/sr_x2
@@ -65,15 +65,21 @@ train-sr: install  ## sr_x2, sr_x4: 8000 iterations from scratch, then continued
 	$(PY) -m training.train_sr --scale 4 --iters 15000 --batch 64 --lr 5e-4 --eval-every 1500 \
 	  --init training/runs/sr_x4_stage1/model.pt --out training/runs/sr_x4
 	for s in 2 4; do \
-	  $(PACKAGE) --onnx training/runs/sr_x$$s/model.onnx --name sr_x$$s --scale $$s \
-	    --metrics-json training/runs/sr_x$$s/metrics.json \
+	  $(PY) -m training.train_sr --scale $$s --iters 4000 --lr 5e-4 --act lrelu \
+	    --init training/runs/sr_x$$s/model.pt --out training/runs/sr_x$${s}_lrelu || exit 1; \
+	done
+	$(PY) -m training.train_sr --scale 4 --iters 5000 --batch 64 --lr 2.5e-4 --eval-every 1000 --threads 1 --act lrelu \
+	  --init training/runs/sr_x4_lrelu/model.pt --out training/runs/sr_x4_lrelu2
+	for run in sr_x2_lrelu:2 sr_x4_lrelu2:4; do s=$${run#*:}; r=$${run%:*}; \
+	  $(PACKAGE) --onnx training/runs/$$r/model.onnx --name sr_x$$s --scale $$s --version 2 \
+	    --metrics-json training/runs/$$r/metrics.json \
 	    --description "Fidelity super-resolution x$$s on luma (ESPCN-style with bicubic residual); chroma is resampled bicubically by the sr stage"; \
 	done
 
 train-int8: install  ## sr_x2_int8, sr_x4_int8 (version 2): ReLU twins fine-tuned from the shipped FP32 weights, then static INT8 with 7-bit weights
 	for s in 2 4; do \
 	  $(PY) -m training.train_sr --scale $$s --iters 4000 --lr 1e-3 --act relu --name sr_x$${s}_relu \
-	    --init triton_models/sr_x$$s/1/model.onnx --out training/runs/sr_x$${s}_relu && \
+	    --init triton_models/sr_x$$s/2/model.onnx --out training/runs/sr_x$${s}_relu && \
 	  $(PY) -m training.quantize --model sr_x$$s --src training/runs/sr_x$${s}_relu/model.onnx \
 	    --name sr_x$${s}_int8 --out training/runs/sr_x$${s}_int8 && \
 	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8/model.onnx --name sr_x$${s}_int8 --scale $$s --version 2 \
@@ -125,12 +131,14 @@ train-denoise: install  ## denoise
 	$(PACKAGE) --onnx training/runs/denoise/model.onnx --name denoise --scale 1 --metrics-json training/runs/denoise/metrics.json \
 	  --description "blind denoising (Gaussian and Poisson noise of unknown level) of luma, same size"
 
-train-joint: install  ## restore_joint_x2
+train-joint: install  ## restore_joint_x2 (PReLU stages, then continued with LeakyReLU: fused on the CPU)
 	$(PY) -m training.train_joint --iters 5000 --eval-every 500 --out training/runs/restore_joint_x2_stage1
 	$(PY) -m training.train_joint --iters 3000 --lr 3e-4 --video-fraction 0.5 --segments 12 --eval-every 500 \
 	  --init training/runs/restore_joint_x2_stage1/model.pt --out training/runs/restore_joint_x2
-	$(PACKAGE) --onnx training/runs/restore_joint_x2/model.onnx --name restore_joint_x2 --scale 2 \
-	  --metrics-json training/runs/restore_joint_x2/metrics.json \
+	$(PY) -m training.train_joint --iters 4000 --lr 3e-4 --video-fraction 0.5 --segments 12 --eval-every 500 \
+	  --act lrelu --init training/runs/restore_joint_x2/model.pt --out training/runs/restore_joint_x2_lrelu
+	$(PACKAGE) --onnx training/runs/restore_joint_x2_lrelu/model.onnx --name restore_joint_x2 --scale 2 --version 2 \
+	  --metrics-json training/runs/restore_joint_x2_lrelu/metrics.json \
 	  --description "joint denoising + compression-artifact removal + super-resolution x2 of luma in one network"
 
 train-vsr: install  ## vsr_x4: from scratch, then continued at a lower learning rate

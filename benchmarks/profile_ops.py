@@ -1,6 +1,6 @@
 """Where an ONNX model spends its CPU time: ONNX Runtime's profiler, kernel time summed per op type.
 
-    python -m benchmarks.profile_ops triton_models/sr_x4/1/model.onnx --size 320x240
+    python -m benchmarks.profile_ops triton_models/sr_x4/2/model.onnx --size 320x240
 
 prints one line per op type (ms per run and share of the total), e.g. to see whether the network's
 convolutions or something around them (a ``Resize``, activations, layout reorders) dominate.

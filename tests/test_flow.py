@@ -118,7 +118,7 @@ def test_changing_one_shots_parameter_rerenders_only_that_shot(tmp_path: Path) -
     a, b = doc["outputs"]
     assert (a["uri"], b["uri"]) == (r1["output"], r2["output"]) and a["run_id"] == r1["run_id"]
     assert b["stages"] == [{"type": "sr", "options": {"strength": 1.0, "scale": 2}, "shots": {"1": {"strength": 0.3}}}]
-    assert b["models"] == [{"type": "sr", "model": "sr_x2", "model_version": "1", "backend": "onnxruntime"}]
+    assert b["models"] == [{"type": "sr", "model": "sr_x2", "model_version": "2", "backend": "onnxruntime"}]
     assert all(store.exists(c["key"]) for c in a["chunks"] + b["chunks"])
     assert [c["key"] == d["key"] for c, d in zip(a["chunks"], b["chunks"], strict=True)] == [
         True,

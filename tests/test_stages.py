@@ -374,7 +374,7 @@ def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest
     assert all(x["model"] > x["best_blur"] + 1.0 for x in noise.values()), "denoise beats every blur by > 1 dB"
     vsr = r["vsr_x4"]
     assert vsr["frames"] == 5 and vsr["truth_warp_error"] < vsr["rows"]["bicubic"]["warp_error"]
-    assert abs(vsr["rows"]["sr_x4"]["psnr"] - 28.71) < 0.02  # per-frame sr_x4 on the held-out clip, as trained
+    assert abs(vsr["rows"]["sr_x4"]["psnr"] - 28.69) < 0.02  # per-frame sr_x4 v2 on the held-out clip, as trained
     assert vsr["gain_db"] >= 0.5 and vsr["warp_error_reduction"] >= 0.3  # issue 6 video SR bars vs sr_x4
     joint = r["joint_x2"]["rows"]
     assert all(x["joint"]["psnr"] > x["bicubic"]["psnr"] and x["chain"]["psnr"] > x["bicubic"]["psnr"] for x in joint)

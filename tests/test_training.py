@@ -16,6 +16,7 @@ import torch
 
 from restora.inference import model_path, read_model_info
 from training import loop, package_model, quantize, reexport, train_sr
+from training.export import lumasr_from_onnx
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def test_train_sr_recipe_smoke(tmp_path: Path) -> None:
     """ReLU twin warm-started from the shipped sr_x2 ONNX weights: 3 iterations, export, metrics."""
     out = tmp_path / "run"
     train_sr.main(["--scale", "2", "--iters", "3", "--batch", "2", "--limit-images", "2", "--eval-every", "3",
-                   "--act", "relu", "--init", str(REPO / "sr_x2/1/model.onnx"), "--name", "sr_x2_relu",
+                   "--act", "relu", "--init", str(REPO / "sr_x2/2/model.onnx"), "--name", "sr_x2_relu",
                    "--out", str(out)])  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "sr_x2_relu" and "relu" in metrics["architecture"]
@@ -211,6 +212,21 @@ def test_train_joint_recipe_smoke(tmp_path: Path) -> None:
     assert d["params"] == m["params"] + 48 * 48 * 9 + 48 + 48  # one more conv + PReLU
     for name in ("Set5 x2 sigma=10 + JPEG q=40", "Set5 x2 sigma=20 + JPEG q=30"):
         assert d["psnr_y"][name]["model"] == cases[name]["model"]
+    # Continuing with LeakyReLU keeps the convolutions (the PReLU slopes are dropped), and ONNX
+    # Runtime fuses that activation into the convolutions: no LeakyRelu kernel runs on its own.
+    fast = tmp_path / "lrelu"
+    train_joint.main(["--iters", "1", "--lr", "0", "--batch", "2", "--patch", "24", "--limit-images", "2",
+                      "--segments", "1", "--seg-len", "3", "--max-frames", "12", "--eval-every", "1", "--act", "lrelu",
+                      "--init", str(out / "model.pt"), "--out", str(fast)])  # fmt: skip
+    f = json.loads((fast / "metrics.json").read_text())
+    assert f["params"] == m["params"] - 7 * 48 and "lrelu" in f["architecture"]
+    ops = {n.op_type for n in onnx.load(str(fast / "model.onnx")).graph.node}
+    assert "LeakyRelu" in ops and "PRelu" not in ops
+    assert isinstance(lumasr_from_onnx(fast / "model.onnx").body[1], torch.nn.LeakyReLU)
+    from benchmarks.profile_ops import op_times
+
+    assert "LeakyRelu" not in op_times(fast / "model.onnx", (1, 1, 24, 32), threads=1, runs=1)
+    assert "PRelu" in op_times(out / "model.onnx", (1, 1, 24, 32), threads=1, runs=1)
     # the block-aligned U-Net variant: starts as bicubic, trains, exports without a Resize
     unet = tmp_path / "unet"
     train_joint.main(["--iters", "1", "--lr", "0", "--batch", "2", "--patch", "32", "--limit-images", "2",
@@ -250,8 +266,11 @@ def test_train_vsr_recipe_smoke(tmp_path: Path) -> None:
     from training import train_vsr
 
     out = tmp_path / "run"
-    train_vsr.main(["--iters", "2", "--batch", "2", "--max-frames", "20", "--eval-every", "2",
-                    "--init", str(REPO / "sr_x4/1/model.onnx"), "--out", str(out)])  # fmt: skip
+    with pytest.raises(ValueError, match="same layout and activation"):  # sr_x4 v2 has LeakyReLU, not PReLU
+        train_vsr.main(["--iters", "1", "--max-frames", "20", "--init", str(REPO / "sr_x4/2/model.onnx"),
+                        "--out", str(tmp_path / "prelu")])  # fmt: skip
+    train_vsr.main(["--iters", "2", "--batch", "2", "--max-frames", "20", "--eval-every", "2", "--act", "lrelu",
+                    "--init", str(REPO / "sr_x4/2/model.onnx"), "--out", str(out)])  # fmt: skip
     m = json.loads((out / "metrics.json").read_text())
     assert m["model"] == "vsr_x4" and m["training_windows"] > 0
     cars = m["psnr_y_cars_x4"]
@@ -269,7 +288,7 @@ def test_reexport_keeps_function_and_metadata(tmp_path: Path) -> None:
     import onnxruntime as ort
 
     path = tmp_path / "model.onnx"
-    path.write_bytes((REPO / "sr_x4/1/model.onnx").read_bytes())
+    path.write_bytes((REPO / "sr_x4/2/model.onnx").read_bytes())
     x = np.random.default_rng(3).random((1, 1, 23, 31), dtype=np.float32)
 
     def run(p: Path) -> np.ndarray:
@@ -289,7 +308,7 @@ def test_reexport_keeps_function_and_metadata(tmp_path: Path) -> None:
 def test_profile_ops_sums_kernel_time_per_op_type() -> None:
     from benchmarks.profile_ops import op_times
 
-    times = op_times(REPO / "sr_x4/1/model.onnx", (1, 1, 24, 32), threads=1, runs=2)
+    times = op_times(REPO / "sr_x4/2/model.onnx", (1, 1, 24, 32), threads=1, runs=2)
     assert {"Conv", "DepthToSpace"} <= set(times) and "Resize" not in times
     assert all(ms >= 0 for ms in times.values()) and sum(times.values()) > 0
 

@@ -64,7 +64,8 @@ def lumasr_from_onnx(path: Path) -> LumaSR:
     convs = sorted(int(k.split(".")[1]) for k, v in w.items() if k.startswith("body.") and v.ndim == 4)
     first, last = w[f"body.{convs[0]}.weight"], w[f"body.{convs[-1]}.weight"]
     scale = int(meta.get("restora.scale", round(last.shape[0] ** 0.5)))
-    act = "prelu" if any(n.op_type == "PRelu" for n in model.graph.node) else "relu"
+    ops = {n.op_type for n in model.graph.node}
+    act = "prelu" if "PRelu" in ops else "lrelu" if "LeakyRelu" in ops else "relu"
     net = LumaSR(scale, first.shape[0], len(convs) - 2, act, frames=int(meta.get("restora.frames", first.shape[1])))
     net.load_state_dict(w, strict=True)
     return net.eval()

@@ -42,7 +42,7 @@ from PIL import Image
 
 from restora.color import rgb_to_y
 from restora.evaluation import evaluate_sr_set5
-from restora.inference import LocalOnnx
+from restora.inference import LocalOnnx, model_path
 from training.degrade import downscale
 from training.export import copy_metadata
 
@@ -182,11 +182,11 @@ def latency_ms(path: Path, shape: tuple[int, int, int, int], threads: int, repea
     return float(np.median(times) * 1000)
 
 
-def set5_psnr(model_path: Path, name: str, scale: int, tmp_repo: Path) -> float:
-    """Set5 PSNR-Y of ``model_path`` run as model ``name`` through the SR stage."""
+def set5_psnr(onnx_file: Path, name: str, scale: int, tmp_repo: Path) -> float:
+    """Set5 PSNR-Y of ``onnx_file`` run as model ``name`` through the SR stage."""
     d = tmp_repo / name / "1"
     d.mkdir(parents=True, exist_ok=True)
-    (d / "model.onnx").write_bytes(model_path.read_bytes())
+    (d / "model.onnx").write_bytes(onnx_file.read_bytes())
     return float(evaluate_sr_set5(LocalOnnx(tmp_repo, threads=0), scale, DATA, model=name)["mean_model"])
 
 
@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=20)
     a = p.parse_args(argv)
     scale = int(a.model.rsplit("x", 1)[1])
-    src = a.src or REPO / a.model / "1" / "model.onnx"
+    fp32, _ = model_path(REPO, a.model)  # the shipped FP32 model (its latest version)
+    src = a.src or fp32
     name = a.name or f"{a.model}_int8"
     a.out.mkdir(parents=True, exist_ok=True)
     if a.from_int8:
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         reduce_range=a.reduce_range,
     )
     pre.unlink()
-    copy_metadata(REPO / a.model / "1" / "model.onnx", out)  # the packaged model's scale/channels/record
+    copy_metadata(fp32, out)  # the packaged model's scale/channels/record
     quant_s = time.time() - t0
     tmp_repo = a.out / "eval_repo"
     metrics: dict[str, Any] = {
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "quantize_seconds": round(quant_s, 1),
         "set5_psnr_y": {
-            "fp32": set5_psnr(REPO / a.model / "1" / "model.onnx", a.model, scale, tmp_repo),
+            "fp32": set5_psnr(fp32, a.model, scale, tmp_repo),
             "int8": set5_psnr(out, name, scale, tmp_repo),
             **({"source_fp32": set5_psnr(src, f"{name}_source", scale, tmp_repo)} if a.from_int8 else {}),
         },
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     for label in a.sizes.split(","):
         w, h = (int(v) for v in label.split("x"))
         shape = (1, 1, h, w)
-        fp = latency_ms(REPO / a.model / "1" / "model.onnx", shape, a.threads, a.repeats)
+        fp = latency_ms(fp32, shape, a.threads, a.repeats)
         q = latency_ms(out, shape, a.threads, a.repeats)
         metrics["latency_ms"][label] = {"fp32": round(fp, 2), "int8": round(q, 2), "speedup": round(fp / q, 3)}
     d = metrics["set5_psnr_y"]

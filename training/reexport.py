@@ -7,7 +7,7 @@ is rebuilt as a network (:func:`training.export.lumasr_from_onnx`), exported aga
 the original on random inputs of odd sizes through ONNX Runtime, and replaced in place
 (atomically, ``restora.*`` metadata carried over) only if every output agrees to ``--tol``.
 
-    python -m training.reexport triton_models/sr_x2/1/model.onnx training/runs/sr_x2_relu/model.onnx
+    python -m training.reexport triton_models/sr_x2/2/model.onnx training/runs/sr_x2_relu/model.onnx
 """
 
 from __future__ import annotations

@@ -42,9 +42,9 @@ from restora.media import first_frames
 from training.degrade import add_noise, downscale, resize, video_compress
 from training.export import export_onnx
 from training.loop import add_run_args, add_unet_args, fit, run_record, start_run, unet_name
-from training.nets import LumaSR, LumaUNet, body_blocks, deepened, he_init
+from training.nets import ACTIVATIONS, LumaSR, LumaUNet, body_blocks, deepened, he_init
 from training.train_deblock import DATA, VIDEOS
-from training.train_sr import load_pairs
+from training.train_sr import load_init, load_pairs
 
 U8Pair = tuple[np.ndarray, np.ndarray]  # (hr (H, W) uint8, lr (H/2, W/2) uint8) luma
 
@@ -135,6 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--patch", type=int, default=48, help="LR patch size")
     ap.add_argument("--channels", type=int, default=48)
     ap.add_argument("--blocks", type=int, default=6)
+    ap.add_argument(
+        "--act",
+        choices=ACTIVATIONS,
+        default="prelu",
+        help="LumaSR activation (lrelu: fused with the convolutions on the CPU; an --init of another "
+        "activation keeps its convolutions)",
+    )
     add_unet_args(ap, "lumasr")
     ap.add_argument("--max-sigma", type=float, default=25.0)
     ap.add_argument("--video-fraction", type=float, default=0.3)
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     videos = [p for p in video_pairs(a.data, rng, a.segments, a.seg_len, a.max_frames) if min(p[1].shape) >= a.patch]
     print(f"{len(images)} image + {len(videos)} video pairs in {time.time() - t0:.1f}s", flush=True)
 
-    net: nn.Module = LumaSR(2, a.channels, a.blocks, "prelu")
+    net: nn.Module = LumaSR(2, a.channels, a.blocks, a.act)
     if a.arch == "unet":
         net = LumaUNet(tuple(a.widths), tuple(a.level_blocks), scale=2)
         if a.init:
@@ -169,8 +176,8 @@ def main(argv: list[str] | None = None) -> None:
             small = LumaSR(2, a.channels, body_blocks(state), "prelu")
             small.load_state_dict(state)
             net = deepened(small, a.blocks)
-        else:
-            net.load_state_dict(state)
+        else:  # same activation, or another one: the convolutions carry over
+            load_init(net, a.init)
     else:
         assert isinstance(net, LumaSR)
         he_init(net)
@@ -187,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         "architecture": (
             unet_name(a, " x2, bicubic residual")
             if a.arch == "unet"
-            else f"LumaSR (ESPCN-style, bicubic residual, prelu, {a.channels} channels, {a.blocks} body convs)"
+            else f"LumaSR (ESPCN-style, bicubic residual, {a.act}, {a.channels} channels, {a.blocks} body convs)"
         ),
         **run_record(a, net),
         "train_seconds": round(train_s, 1),

@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from restora.color import rgb_to_y
 from restora.metrics import psnr_y
 from training.degrade import bicubic_resize, downscale, mild_sr_degradation
 from training.export import export_onnx, onnx_weights
 from training.loop import add_run_args, fit, run_record, start_run
-from training.nets import LumaSR
+from training.nets import ACTIVATIONS, LumaSR
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRAIN_SETS = ("T91", "General100", "BSD200")
@@ -109,17 +110,18 @@ def evaluate_set5(net: LumaSR, scale: int, root: Path) -> dict[str, float]:
 
 
 def load_init(net: LumaSR, path: Path) -> None:
-    """Warm start from a ``model.pt`` state dict or from the named weights of an exported ONNX model
-    (convolutions only when activations differ, e.g. a ReLU twin of a PReLU model)."""
-    if path.suffix == ".onnx":
-        weights = onnx_weights(path)
-        own = net.state_dict()
-        state = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-        missing = [k for k in own if k not in state]
-        net.load_state_dict(state, strict=False)
-        print(f"init from {path}: {len(state)} tensors, not in the file: {missing or 'none'}", flush=True)
-    else:
-        net.load_state_dict(torch.load(path, weights_only=True))
+    """Warm start from a ``model.pt`` state dict or from the named weights of an exported ONNX model.
+    When activations differ (a ReLU or LeakyReLU twin of a PReLU model, or the reverse) only the
+    convolutions carry over; any other mismatch raises ``ValueError``."""
+    weights = onnx_weights(path) if path.suffix == ".onnx" else torch.load(path, weights_only=True)
+    own = net.state_dict()
+    state = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in state]
+    slopes = {f"{name}.weight" for name, m in net.named_modules() if isinstance(m, nn.PReLU)}
+    if set(missing) - slopes:
+        raise ValueError(f"{path} does not fit this network: no {sorted(set(missing) - slopes)}")
+    net.load_state_dict(state, strict=False)
+    print(f"init from {path}: {len(state)} tensors, not in the file: {missing or 'none'}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--degraded-fraction", type=float, default=0.1)
     ap.add_argument("--limit-images", type=int, default=0, help="use only N images (smoke tests)")
-    ap.add_argument("--act", choices=("prelu", "relu"), default="prelu", help="activation (relu: INT8-friendly)")
+    ap.add_argument(
+        "--act", choices=ACTIVATIONS, default="prelu", help="activation (relu: INT8-friendly; lrelu: fused on the CPU)"
+    )
     ap.add_argument("--name", default=None, help="model name in metrics.json (default sr_x<scale>)")
     ap.add_argument(
         "--init",

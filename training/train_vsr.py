@@ -4,7 +4,7 @@ Model: ``LumaSR(scale=4, frames=5)``, early fusion of five consecutive LR luma f
 same body as ``sr_x4`` (32 channels, 5 body convolutions, PReLU, bicubic skip of the middle frame),
 trained from scratch (He initialisation). ``--init`` can instead start from the shipped
 single-frame ``sr_x4`` (its first-layer weights on the middle frame's input, zeros on the
-neighbours: an exact copy of ``sr_x4``) or continue from a ``model.pt`` of this recipe. Measured
+neighbours: an exact copy of ``sr_x4``; ``--act lrelu`` for its version 2) or continue from a ``model.pt`` of this recipe. Measured
 with the first ``sr_x4`` (28.64 dB on the held-out clip; 28.71 since its continued training): the
 warm start stays at ``sr_x4``'s quality (28.61 vs 28.64 dB after 8000 iterations) because the
 neighbours' weights stay near zero (4 % of the middle frame's norm); from scratch the network learns
@@ -50,7 +50,7 @@ from restora.metrics import crop_border, psnr
 from training.degrade import resize
 from training.export import export_onnx, onnx_weights
 from training.loop import add_run_args, fit, run_record, start_run
-from training.nets import LumaSR, he_init
+from training.nets import ACTIVATIONS, LumaSR, he_init
 from training.train_deblock import DATA, TRAIN_SETS, VIDEOS
 
 CLIPS = (*VIDEOS, "video/misc/bigbuckbunny.mp4")
@@ -150,7 +150,7 @@ def init_from_single_frame(net: LumaSR, path: Path) -> None:
     state = net.state_dict()
     for name, value in state.items():
         if name not in weights:
-            raise ValueError(f"{path} has no tensor {name}: not a LumaSR with the same layout")
+            raise ValueError(f"{path} has no tensor {name}: not a LumaSR with the same layout and activation (--act)")
         src = weights[name]
         if name == "body.0.weight":
             value.zero_()
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--blocks", type=int, default=5)
+    ap.add_argument("--act", choices=ACTIVATIONS, default="prelu", help="activation (an --init ONNX has the same)")
     ap.add_argument("--max-frames", type=int, default=300, help="frames decoded per clip")
     ap.add_argument("--cut-threshold", type=float, default=12.0)
     ap.add_argument("--still-fraction", type=float, default=0.5, help="share of synthetic-motion windows")
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
           f"in {time.time() - t0:.1f}s", flush=True)  # fmt: skip
     hr_eval, lr_eval = cars_x4(a.data)
 
-    net = LumaSR(SCALE, a.channels, a.blocks, "prelu", frames=a.frames)
+    net = LumaSR(SCALE, a.channels, a.blocks, a.act, frames=a.frames)
     if a.init and a.init.suffix == ".pt":  # continue a multi-frame run
         net.load_state_dict(torch.load(a.init, weights_only=True))
     elif a.init:
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = {
         "model": "vsr_x4",
         "architecture": f"LumaSR x4, {a.frames}-frame early fusion, {a.channels} channels, {a.blocks} body convs, "
-        f"prelu{', He init' if not a.init else ''}, bicubic skip of the middle frame",
+        f"{a.act}{', He init' if not a.init else ''}, bicubic skip of the middle frame",
         **run_record(a, net),
         "train_seconds": round(train_s, 1),
         "training_windows": int(sum(len(c[2]) for c in clips)),

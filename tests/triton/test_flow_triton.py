@@ -44,7 +44,7 @@ def test_flow_through_triton_matches_local(
     assert worst >= 60.0, worst
     report = json.loads(Path(via_triton["report"]).read_text())
     stage = report["provenance"]["stages"][0]
-    assert stage["backend"].startswith("triton") and stage["model"] == "sr_x2" and stage["model_version"] == "1"
+    assert stage["backend"].startswith("triton") and stage["model"] == "sr_x2" and stage["model_version"] == "2"
     spans = [json.loads(x) for x in Path(via_triton["spans"]).read_text().splitlines()]
     assert any(s["name"] == "triton.infer" for s in spans)
 
