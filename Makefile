@@ -115,7 +115,7 @@ train-deblock-heavy: install  ## deblock_heavy: the block-aligned U-Net, 6000 it
 	$(PY) -m training.train_deblock --arch unet --widths 16 32 64 128 --level-blocks 1 1 1 4 --align 16 --patch 96 \
 	  --batch 16 --iters 2500 --lr 2e-4 --segments 16 --crf 26 46 --video-fraction 0.75 --eval-every 1250 --seed 1 \
 	  --init training/runs/deblock_unet/model.pt --out training/runs/deblock_unet_ft
-	$(PACKAGE) --onnx training/runs/deblock_unet_ft/model.onnx --name deblock_heavy --scale 1 --grid 8 \
+	$(PACKAGE) --onnx training/runs/deblock_unet_ft/model.onnx --name deblock_heavy --scale 1 --grid 8 --overlap 64 \
 	  --metrics-json training/runs/deblock_unet_ft/metrics.json \
 	  --description "compression-artifact removal for heavily compressed sources (JPEG q <= 20, H.264 CRF >= 40) on luma, same size, on the frame's 8x8 block grid; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 16-46, then 26-46"
 	$(MAKE) calibrate-deblock DEBLOCK_MODEL=deblock_heavy

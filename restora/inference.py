@@ -47,6 +47,7 @@ class ModelInfo:
     max_batch: int
     frames: int = 1  # temporal window of a video model: input channels = frames * channels
     grid: int = 1  # tiles must start at multiples of this (block-aligned models: 8)
+    overlap: int = 0  # least tile overlap (input pixels) the network needs for seamless tiles; 0 = caller's
 
     @property
     def in_channels(self) -> int:
@@ -119,6 +120,7 @@ def read_model_info(path: Path, name: str, version: str, max_batch: int) -> Mode
             max_batch=max_batch,
             frames=int(meta.get("restora.frames", "1")),
             grid=int(meta.get("restora.grid", "1")),
+            overlap=int(meta.get("restora.overlap", "0")),
         )
     except KeyError as exc:
         raise ModelError(f"{path}: missing metadata {exc}") from exc
@@ -182,7 +184,8 @@ def infer_images(backend: InferenceBackend, model: str, x: F32, tile: int = 0, o
         model: model name in the repository.
         x: ``(N, F*C, H, W)`` float32 in [0, 1] (``F`` = ``info.frames``, 1 for image models).
         tile: caller's tile size in input pixels (0 = the model's own limit, or none).
-        overlap: tile overlap in input pixels.
+        overlap: tile overlap in input pixels (raised to the model's own ``restora.overlap``, a
+            wide-receptive-field network's need).
 
     Returns:
         ``(N, C, H*scale, W*scale)`` float32, not clipped.
@@ -214,7 +217,7 @@ def _infer_tiled(backend: InferenceBackend, model: str, info: ModelInfo, x: F32,
         x,
         info.scale,
         limit,
-        overlap=overlap,
+        overlap=max(overlap, info.overlap),
         max_batch=info.max_batch,
         out_channels=info.channels,
         grid=info.grid,

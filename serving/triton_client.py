@@ -217,6 +217,7 @@ class Triton:
             max_tile = int(_param(config, "restora.max_tile") or "0")
             frames = int(_param(config, "restora.frames") or "1")
             grid = int(_param(config, "restora.grid") or "1")
+            overlap = int(_param(config, "restora.overlap") or "0")
         except ValueError as exc:
             raise ModelError(f"{where}: config parameters restora.scale/restora.channels missing or invalid") from exc
         server_max_batch = int(config.get("max_batch_size", 0))
@@ -239,6 +240,7 @@ class Triton:
             max_tile=max_tile,
             frames=frames,
             grid=grid,
+            overlap=overlap,
             max_batch=min(server_max_batch, self.max_batch) if self.max_batch else server_max_batch,
         )
 

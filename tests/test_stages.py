@@ -138,6 +138,36 @@ def test_tiles_of_a_grid_model_start_on_the_frame_grid() -> None:
     assert np.allclose(run_tiled(mark_blocks, x, 1, tile=5, overlap=2, grid=8), whole, atol=1e-6)
 
 
+def test_a_models_own_overlap_raises_the_callers() -> None:
+    """``restora.overlap`` (a network wider than the default overlap sees): ``infer_images`` tiles
+    with at least that much, whatever the caller asks; without it the caller's overlap is used."""
+    from dataclasses import replace
+
+    from restora.inference import ModelInfo
+
+    class Identity:
+        name = "stub"
+
+        def __init__(self, overlap: int) -> None:
+            self.info = ModelInfo("m", "1", "IN", "OUT", 1, 1, 0, 64, overlap=overlap)
+            self.tiles = 0
+
+        def model_info(self, model: str) -> ModelInfo:
+            return replace(self.info)
+
+        def infer(self, model: str, batch: np.ndarray) -> np.ndarray:
+            self.tiles += batch.shape[0]
+            return batch
+
+    x = np.random.default_rng(0).random((1, 1, 300, 300), dtype=np.float32)
+    counts = {}
+    for own in (0, 48):
+        backend = Identity(own)
+        assert np.allclose(infer_images(backend, "m", x, tile=128, overlap=16), x)  # type: ignore[arg-type]
+        counts[own] = backend.tiles
+    assert counts == {0: 9, 48: 16}  # strides 112 and 80 over 300 pixels: 3 and 4 tiles a side
+
+
 def test_tiled_inference_seams_invisible(local: LocalOnnx, data: Path) -> None:
     img = np.asarray(Image.open(data / "images/Set5/HR/baby.png").convert("L"), dtype=np.float32)[None, None] / 255
     whole = infer_images(local, "sr_x2", img)
@@ -226,8 +256,9 @@ def test_deblock_heavy_on_the_block_grid_whole_or_tiled(local: LocalOnnx, data: 
     whole = build_stage("deblock", {"model": "deblock_heavy"}, StageContext(backend=local)).process(rgb)
     ref = np.repeat(clean[..., None], 3, axis=2)
     assert psnr_y(whole[0], ref) - psnr_y(rgb[0], ref) > 1.0
-    tiled = build_stage("deblock", {"model": "deblock_heavy"}, StageContext(backend=local, tile=100, overlap=40))
-    assert psnr_y(tiled.process(rgb)[0], whole[0]) > 45.0
+    assert local.model_info("deblock_heavy").overlap == 64  # its receptive field is wider than the default 16
+    tiled = build_stage("deblock", {"model": "deblock_heavy"}, StageContext(backend=local, tile=100))
+    assert psnr_y(tiled.process(rgb)[0], whole[0]) > 48.0
     # the model sees JPEG's blocks where they are: the same picture cut 3 pixels off the grid gains less
     y, c = comp[None, None].astype(np.float32) / 255.0, clean.astype(np.float64)
 

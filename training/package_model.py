@@ -294,6 +294,7 @@ def render_readme(
     frames: int = 1,
     grid: int = 1,
     version: int = 1,
+    overlap: int = 0,
 ) -> str:
     """Text of the model folder's README.md."""
     out_dims = f"(N, {channels}, h*{scale}, w*{scale})" if scale > 1 else f"(N, {channels}, h, w)"
@@ -328,6 +329,14 @@ def render_readme(
                 f"top-left corner), so tiles start at multiples of {grid} (`restora.grid`)."
             ]
             if grid > 1
+            else []
+        ),
+        *(
+            [
+                f"- tile overlap: at least {overlap} input pixels (`restora.overlap`, its receptive field is wider "
+                "than the default 16), raised by `infer_images` whatever the caller asks."
+            ]
+            if overlap > 0
             else []
         ),
         "- the same values are in the ONNX metadata (`restora.*`) and the config `parameters`.",
@@ -398,6 +407,7 @@ def package(
     instances: int = 1,
     frames: int = 1,
     grid: int = 1,
+    overlap: int = 0,
 ) -> Path:
     """Write ``<repository>/<name>/`` from an ONNX file; returns the model folder.
 
@@ -416,6 +426,7 @@ def package(
         instances: model instances per device.
         frames: temporal window of a multi-frame model (input ``(N, frames*channels, h, w)``).
         grid: block grid the network is aligned to (tiles must start at multiples of it); 1 = none.
+        overlap: least tile overlap in input pixels the network needs (0 = the caller's choice).
 
     Raises:
         ValueError: the model does not match the declared signature.
@@ -426,8 +437,8 @@ def package(
         raise ValueError(f"model name {name!r}: use letters, digits and underscores")
     if scale < 1 or channels < 1 or max_batch < 1 or max_tile < 0 or version < 1 or frames < 1:
         raise ValueError("scale, channels, frames, max_batch and version must be >= 1 and max_tile >= 0")
-    if grid < 1:
-        raise ValueError(f"grid must be >= 1, not {grid}")
+    if grid < 1 or overlap < 0:
+        raise ValueError(f"grid must be >= 1 and overlap >= 0, not {grid} and {overlap}")
     if frames % 2 == 0:
         raise ValueError(f"frames must be odd (a middle frame and as many on each side), not {frames}")
     if tensorrt not in ("fp16", "fp32", "none"):
@@ -455,6 +466,8 @@ def package(
         params["restora.frames"] = str(frames)
     if grid > 1:  # likewise absent for models without a block grid
         params["restora.grid"] = str(grid)
+    if overlap > 0:  # likewise absent where the caller's overlap suffices
+        params["restora.overlap"] = str(overlap)
     if metrics:
         params["restora.trained"] = summarize_training(metrics)
     kept = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(METADATA_PREFIX)]
@@ -478,7 +491,7 @@ def package(
             name, sig, channels, max_batch, params, cpu=True, tensorrt="none", instances=instances, frames=frames
         ).encode(),
         folder / "README.md": render_readme(
-            name, sig, scale, channels, max_tile, max_batch, description, metrics, frames, grid, version
+            name, sig, scale, channels, max_tile, max_batch, description, metrics, frames, grid, version, overlap
         ).encode(),
     }
     for path, data in files.items():
@@ -508,13 +521,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY, help="Triton model repository root")
     p.add_argument("--frames", type=int, default=1, help="consecutive input frames of a video model (odd)")
     p.add_argument("--grid", type=int, default=1, help="block grid the network is aligned to (tiles start on it)")
+    p.add_argument("--overlap", type=int, default=0, help="least tile overlap the network needs (input pixels)")
     a = p.parse_args(argv)
     try:
         folder = package(
             a.onnx, a.name, a.scale, a.channels,
             repository=a.repository, version=a.version, max_tile=a.max_tile, max_batch=a.max_batch,
             description=a.description, metrics_json=a.metrics_json, tensorrt=a.tensorrt, instances=a.instances,
-            frames=a.frames, grid=a.grid,
+            frames=a.frames, grid=a.grid, overlap=a.overlap,
         )  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,15 +1,16 @@
 """Recipe: train the multi-frame video super-resolution model ``vsr_x4`` and export it to ONNX.
 
-Model: ``LumaSR(scale=4, frames=5)``, early fusion of five consecutive LR luma frames into the
-same body as ``sr_x4`` (32 channels, 5 body convolutions, PReLU, bicubic skip of the middle frame),
-trained from scratch (He initialisation). ``--init`` can instead start from the shipped
-single-frame ``sr_x4`` (its first-layer weights on the middle frame's input, zeros on the
-neighbours: an exact copy of ``sr_x4``; ``--act lrelu`` for its version 2) or continue from a ``model.pt`` of this recipe. Measured
-with the first ``sr_x4`` (28.64 dB on the held-out clip; 28.71 since its continued training): the
-warm start stays at ``sr_x4``'s quality (28.61 vs 28.64 dB after 8000 iterations) because the
-neighbours' weights stay near zero (4 % of the middle frame's norm); from scratch the network learns
-to use them and passes ``sr_x4`` after about 5000 iterations. Ablation: ``--frames 1`` with the same
-first-stage arguments reaches 28.41 dB on the held-out clip, the 5-frame model 28.98 dB.
+Model: ``LumaSR(scale=4, frames=5)``, early fusion of five consecutive LR luma frames into the same
+body as ``sr_x4`` (32 channels, 5 body convolutions, PReLU, bicubic skip of the middle frame),
+trained from scratch (He initialisation). ``--init`` can instead start from the shipped single-frame
+``sr_x4`` (its first-layer weights on the middle frame's input, zeros on the neighbours: an exact
+copy of ``sr_x4``; ``--act lrelu`` for its version 2) or continue from a ``model.pt`` of this
+recipe. Measured with the first ``sr_x4`` (28.64 dB on the held-out clip; 28.71 since its continued
+training): the warm start stays at ``sr_x4``'s quality (28.61 vs 28.64 dB after 8000 iterations)
+because the neighbours' weights stay near zero (4 % of the middle frame's norm); from scratch the
+network learns to use them and passes ``sr_x4`` after about 5000 iterations. Ablation: ``--frames
+1`` with the same first-stage arguments reaches 28.41 dB on the held-out clip, the 5-frame model
+28.98 dB.
 
 Data, two kinds of five-frame windows (``--still-fraction`` of the second kind):
 
