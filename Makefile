@@ -37,8 +37,9 @@ test: install triton-venv  ## run the whole test suite (unit, real clips, Prefec
 test-fast: install  ## unit tests only (no slow, no Triton)
 	$(PY) -m pytest -q -m "not slow and not triton"
 
-lint: install  ## ruff + mypy
+lint: install  ## ruff (lint and format) + mypy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 eval: install  ## every model: Set5 SR PSNR/SSIM-Y, artifact removal on classic5 JPEG and H.264 (benchmarks/results/eval.json)
@@ -76,13 +77,13 @@ train-sr: install  ## sr_x2, sr_x4 (version 2): 8000 iterations from scratch, co
 	    --description "Fidelity super-resolution x$$s on luma (ESPCN-style with bicubic residual); chroma is resampled bicubically by the sr stage"; \
 	done
 
-train-int8: install  ## sr_x2_int8, sr_x4_int8 (version 2): ReLU twins fine-tuned from the shipped FP32 weights, then static INT8 with 7-bit weights
+train-int8: install  ## sr_x2_int8, sr_x4_int8 (version 3): ReLU twins fine-tuned from the shipped FP32 weights, then static INT8 with 7-bit weights
 	for s in 2 4; do \
 	  $(PY) -m training.train_sr --scale $$s --iters 4000 --lr 1e-3 --act relu --name sr_x$${s}_relu \
 	    --init triton_models/sr_x$$s/2/model.onnx --out training/runs/sr_x$${s}_relu && \
 	  $(PY) -m training.quantize --model sr_x$$s --src training/runs/sr_x$${s}_relu/model.onnx \
 	    --name sr_x$${s}_int8 --out training/runs/sr_x$${s}_int8 && \
-	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8/model.onnx --name sr_x$${s}_int8 --scale $$s --version 2 \
+	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8/model.onnx --name sr_x$${s}_int8 --scale $$s --version 3 \
 	    --metrics-json training/runs/sr_x$${s}_int8/metrics.json --tensorrt none \
 	    --description "INT8 (ONNX Runtime static quantization, QDQ, 7-bit weights) of the ReLU twin of sr_x$$s: fidelity super-resolution x$$s on luma for CPU deployments"; \
 	done
@@ -99,13 +100,13 @@ train-deblock: install  ## deblock: 9000 iterations from scratch, then three con
 	  --description "compression-artifact removal (blocking, ringing, mosquito noise) on luma, same size; trained on grayscale JPEG q5-40 and real H.264/HEVC re-encodes at CRF 30-46, later stages 24-46 and 16-46"
 	$(MAKE) calibrate-deblock
 
-requantize-int8: install  ## sr_x2_int8, sr_x4_int8 version 2 as shipped: the version-1 INT8 models (8-bit weights) dequantized and quantized again with 7-bit weights
+requantize-int8: install  ## sr_x2_int8, sr_x4_int8 version 3 as shipped: the version-1 INT8 models (8-bit weights) dequantized and quantized again with 7-bit weights, their ReLUs (Clip) quantized too
 	for s in 2 4; do \
 	  git show 150271d:triton_models/sr_x$${s}_int8/1/model.onnx > training/runs/sr_x$${s}_int8_v1.onnx && \
 	  $(PY) -m training.quantize --model sr_x$$s --from-int8 training/runs/sr_x$${s}_int8_v1.onnx \
-	    --name sr_x$${s}_int8 --out training/runs/sr_x$${s}_int8_rr && \
-	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8_rr/model.onnx --name sr_x$${s}_int8 --scale $$s --version 2 \
-	    --metrics-json training/runs/sr_x$${s}_int8_rr/metrics.json --tensorrt none \
+	    --name sr_x$${s}_int8 --out training/runs/sr_x$${s}_int8_clip && \
+	  $(PACKAGE) --onnx training/runs/sr_x$${s}_int8_clip/model.onnx --name sr_x$${s}_int8 --scale $$s --version 3 \
+	    --metrics-json training/runs/sr_x$${s}_int8_clip/metrics.json --tensorrt none \
 	    --description "INT8 (ONNX Runtime static quantization, QDQ, 7-bit weights) of the ReLU twin of sr_x$$s: fidelity super-resolution x$$s on luma for CPU deployments"; \
 	done
 
@@ -141,12 +142,16 @@ train-joint: install  ## restore_joint_x2 (PReLU stages, then continued with Lea
 	  --metrics-json training/runs/restore_joint_x2_lrelu/metrics.json \
 	  --description "joint denoising + compression-artifact removal + super-resolution x2 of luma in one network"
 
-train-vsr: install  ## vsr_x4: from scratch, then continued at a lower learning rate
+train-vsr: install  ## vsr_x4 (version 2): from scratch, continued at a lower learning rate, then with LeakyReLU (fused on the CPU)
 	$(PY) -m training.train_vsr --iters 10000 --lr 1e-3 --still-fraction 0.7 --out training/runs/vsr_x4_stage1
 	$(PY) -m training.train_vsr --iters 15000 --lr 5e-4 --still-fraction 0.7 --threads 1 --eval-every 1500 \
 	  --init training/runs/vsr_x4_stage1/model.pt --out training/runs/vsr_x4
-	$(PACKAGE) --onnx training/runs/vsr_x4/model.onnx --name vsr_x4 --scale 4 --frames 5 \
-	  --metrics-json training/runs/vsr_x4/metrics.json \
+	$(PY) -m training.train_vsr --act lrelu --iters 5000 --lr 2.5e-4 --still-fraction 0.7 --threads 1 --eval-every 1000 \
+	  --init training/runs/vsr_x4/model.pt --out training/runs/vsr_x4_lrelu
+	$(PY) -m training.train_vsr --act lrelu --iters 6000 --batch 32 --lr 2e-4 --still-fraction 0.7 --threads 1 --eval-every 1500 \
+	  --init training/runs/vsr_x4_lrelu/model.pt --out training/runs/vsr_x4_lrelu2
+	$(PACKAGE) --onnx training/runs/vsr_x4_lrelu2/model.onnx --name vsr_x4 --scale 4 --frames 5 --version 2 \
+	  --metrics-json training/runs/vsr_x4_lrelu2/metrics.json \
 	  --description "multi-frame video super-resolution x4 of luma (5 consecutive frames in, the middle one out)"
 
 clean:  ## remove build outputs (keeps the virtualenvs)

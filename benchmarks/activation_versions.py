@@ -2,10 +2,11 @@
 
     git show cb3a082:triton_models/sr_x2/1/model.onnx > /tmp/sr_x2_v1.onnx
     python -m benchmarks.activation_versions /tmp/sr_x2_v1.onnx triton_models/sr_x2/2/model.onnx \
-        triton_models/sr_x2_int8/2/model.onnx
+        triton_models/sr_x2_int8/3/model.onnx
 
 prints the median of ``--repeats`` per model and size, the models alternating (two rounds) so that
-machine noise hits them alike, and each model's speed relative to the first.
+machine noise hits them alike, and each model's speed relative to the first. Multi-frame models
+(``vsr_x4``) get as many input channels as their graph declares.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from training.quantize import latency_ms
+
+
+def input_channels(path: Path) -> int:
+    """The channel count (frames x channels) of the ONNX model's first input, ``(N, C, h, w)``."""
+    return int(onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[1].dim_value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         times: dict[Path, list[float]] = {m: [] for m in a.models}
         for _ in range(2):
             for m in a.models:
-                times[m].append(latency_ms(m, (1, 1, h, w), a.threads, a.repeats))
+                times[m].append(latency_ms(m, (1, input_channels(m), h, w), a.threads, a.repeats))
         ref = float(np.median(times[a.models[0]]))
         for m in a.models:
             ms = float(np.median(times[m]))

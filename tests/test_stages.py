@@ -417,7 +417,7 @@ def test_eval_command_tables_and_bars(data: Path, tmp_path: Path, capsys: pytest
     for title in (
         "Artifact removal (deblock v",
         "Denoising (denoise v1",
-        "Video SR x4 (vsr_x4 v1",
+        "Video SR x4 (vsr_x4 v2",
         "Joint restoration",
         "one 1280x720 LR frame: joint",
     ):

@@ -1,11 +1,14 @@
 """Recipe: train the multi-frame video super-resolution model ``vsr_x4`` and export it to ONNX.
 
 Model: ``LumaSR(scale=4, frames=5)``, early fusion of five consecutive LR luma frames into the same
-body as ``sr_x4`` (32 channels, 5 body convolutions, PReLU, bicubic skip of the middle frame),
-trained from scratch (He initialisation). ``--init`` can instead start from the shipped single-frame
-``sr_x4`` (its first-layer weights on the middle frame's input, zeros on the neighbours: an exact
-copy of ``sr_x4``; ``--act lrelu`` for its version 2) or continue from a ``model.pt`` of this
-recipe. Measured with the first ``sr_x4`` (28.64 dB on the held-out clip; 28.71 since its continued
+body as ``sr_x4`` (32 channels, 5 body convolutions, bicubic skip of the middle frame), trained from
+scratch (He initialisation) with PReLU; version 2 continues it with ``--act lrelu`` (LeakyReLU, which
+ONNX Runtime fuses with the convolutions on the CPU; ``make train-vsr`` lists the stages).
+``--init`` can instead start from the shipped single-frame ``sr_x4`` (its first-layer weights on the
+middle frame's input, zeros on the neighbours: an exact copy of ``sr_x4``; ``--act lrelu`` for its
+version 2) or continue from a ``model.pt`` or a multi-frame ``model.onnx`` of this recipe
+(``train_sr.load_init``: with another ``--act`` only the convolutions carry over). Measured with the
+first ``sr_x4`` (28.64 dB on the held-out clip; 28.71 since its continued
 training): the warm start stays at ``sr_x4``'s quality (28.61 vs 28.64 dB after 8000 iterations)
 because the neighbours' weights stay near zero (4 % of the middle frame's norm); from scratch the
 network learns to use them and passes ``sr_x4`` after about 5000 iterations. Ablation: ``--frames
@@ -53,6 +56,7 @@ from training.export import export_onnx, onnx_weights
 from training.loop import add_run_args, fit, run_record, start_run
 from training.nets import ACTIVATIONS, LumaSR, he_init
 from training.train_deblock import DATA, TRAIN_SETS, VIDEOS
+from training.train_sr import load_init
 
 CLIPS = (*VIDEOS, "video/misc/bigbuckbunny.mp4")
 SCALE = 4
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         "--init",
         type=Path,
         default=None,
-        help="start from a single-frame LumaSR model.onnx, or continue from a model.pt of this recipe",
+        help="start from a single-frame LumaSR model.onnx, or continue from a model.pt / model.onnx of this recipe",
     )
     a = ap.parse_args(argv)
     rng = start_run(a)
@@ -218,8 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     hr_eval, lr_eval = cars_x4(a.data)
 
     net = LumaSR(SCALE, a.channels, a.blocks, a.act, frames=a.frames)
-    if a.init and a.init.suffix == ".pt":  # continue a multi-frame run
-        net.load_state_dict(torch.load(a.init, weights_only=True))
+    if a.init and (a.init.suffix == ".pt" or onnx_weights(a.init)["body.0.weight"].shape[1] == a.frames):
+        load_init(net, a.init)  # continue a multi-frame run
     elif a.init:
         init_from_single_frame(net, a.init)
     else:
