@@ -5,8 +5,8 @@
         triton_models/sr_x2_int8/3/model.onnx
 
 prints the median of ``--repeats`` per model and size, the models alternating (two rounds) so that
-machine noise hits them alike, and each model's speed relative to the first. Multi-frame models
-(``vsr_x4``) get as many input channels as their graph declares.
+machine noise hits them alike, and each model's speed relative to the first. Packaged models only
+(``restora.*`` metadata): multi-frame ones (``vsr_x4``) get frames x channels input planes.
 """
 
 from __future__ import annotations
@@ -15,14 +15,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import onnx
 
+from restora.inference import read_model_info
 from training.quantize import latency_ms
-
-
-def input_channels(path: Path) -> int:
-    """The channel count (frames x channels) of the ONNX model's first input, ``(N, C, h, w)``."""
-    return int(onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[1].dim_value)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,12 +27,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
+    planes = {m: read_model_info(m, m.stem, "0", 1).in_channels for m in a.models}
     for size in a.sizes:
         w, h = (int(v) for v in size.split("x"))
         times: dict[Path, list[float]] = {m: [] for m in a.models}
         for _ in range(2):
             for m in a.models:
-                times[m].append(latency_ms(m, (1, input_channels(m), h, w), a.threads, a.repeats))
+                times[m].append(latency_ms(m, (1, planes[m], h, w), a.threads, a.repeats))
         ref = float(np.median(times[a.models[0]]))
         for m in a.models:
             ms = float(np.median(times[m]))
