@@ -5,14 +5,14 @@ General100, BSD200), bicubic-downscaled by the model's scale as at training time
 Quantization: QDQ format, weights int8 per output channel, activations uint8, ``Conv``, ``Relu``
 and ``Clip`` (a dequantized INT8 graph carries its ReLUs as ``Clip``, :func:`dequantize_qdq`; left
 float, each stood between a ``DequantizeLinear`` and a ``QuantizeLinear`` that ONNX Runtime ran as
-passes of their own: ``sr_x2_int8`` version 2, quantized without ``Clip``, took 89 ms at 320x240 on
-one thread, 12 % of it in those, against 58 ms for version 3, made from the same source with ``Clip``), but
-the fixed bicubic-skip convolution (:func:`float_nodes`; it, the residual ``Add`` and the
-pixel shuffle stay float), calibration by ``--method``. Weights use 7 of their 8 bits
-(``--reduce-range``, the default): on x86 CPUs without VNNI (AVX2 only, as AMD EPYC before Zen 4)
-ONNX Runtime multiplies uint8 activations by int8 weights with ``vpmaddubsw``, whose 16-bit pair
-sums saturate at full range; there the first INT8 models lost 0.21 / 0.19 dB on Set5 (x2 / x4)
-against 0.07 / 0.05 on the CPU they were measured on.
+passes of their own: 12-14 % of ``sr_x2_int8`` version 2's time at 320x240, quantized without
+``Clip``, in ``benchmarks.profile_ops``; README "INT8 version 3"), but the fixed bicubic-skip
+convolution (:func:`float_nodes`; it, the residual ``Add`` and the pixel shuffle stay float),
+calibration by ``--method``. Weights use 7 of their 8 bits (``--reduce-range``, the default): on
+x86 CPUs without VNNI (AVX2 only, as AMD EPYC before Zen 4) ONNX Runtime multiplies uint8
+activations by int8 weights with ``vpmaddubsw``, whose 16-bit pair sums saturate at full range;
+there the first INT8 models lost 0.21 / 0.19 dB on Set5 (x2 / x4) against 0.07 / 0.05 on the CPU
+they were measured on.
 
 ``--from-int8 PATH`` re-quantizes a shipped INT8 model: its QDQ weights are dequantized back into
 a float graph (:func:`dequantize_qdq`: the FP32 network it was made from, each weight rounded to
