@@ -2,15 +2,17 @@
 
 ::
 
-    python -m benchmarks.inference            # full run (a few minutes on 2 CPU cores)
-    python -m benchmarks.inference --quick    # short run (about half a minute)
+    python -m benchmarks.inference            # full run (about 15 minutes on 2 CPU cores)
+    python -m benchmarks.inference --quick    # short run (about 5 minutes)
 
 Starts its own Triton server (``serving.triton_server``, CPU python backend) on free ports on
 127.0.0.1, measures per-batch latency and frames/s for each model in ``triton_models/`` at
 320x240 and 1280x720 input with batches of 1, 4 and 8, then the cost of tiling a 720p frame
 (LocalOnnx, tiled vs whole frame). Writes ``benchmarks/results/inference.json`` and prints a
-table with the Triton/local latency ratio. Every backend gets one warm-up call per input size
-before timing. Numbers on a shared machine depend on its load: the JSON records the load average.
+table with the Triton/local latency ratio. Every backend gets one untimed call per model (64x64,
+opening the session or connection) and one at each timed shape before timing; the timed calls
+alternate between the backends (:func:`bench_shape`). Numbers on a shared machine depend on its
+load: the JSON records the load average.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from training.package_model import DEFAULT_REPOSITORY, packaged_models
 F32 = npt.NDArray[np.float32]
 OUT = Path(__file__).resolve().parent / "results" / "inference.json"
 SIZES = {"320x240": (240, 320), "1280x720": (720, 1280)}
+SETTLE_S = 0.2  # idle time before each timed call (see bench_shape)
 
 
 @dataclass
@@ -69,38 +72,57 @@ class TilingRow:
     psnr_db: float  # tiled vs whole output
 
 
-def _time_calls(fn: object, x: F32, iterations: int, budget_s: float) -> list[float]:
-    """Call ``fn(x)`` up to ``iterations`` times (at least once), stopping early after ``budget_s``."""
-    times = []
-    t_end = time.perf_counter() + budget_s
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        fn(x)  # type: ignore[operator]
-        times.append(time.perf_counter() - t0)
-        if time.perf_counter() > t_end:
-            break
-    return times
-
-
-def bench_backend(
-    backend: InferenceBackend, model: str, size: str, batches: list[int], iterations: int, budget_s: float
+def bench_shape(
+    backends: list[InferenceBackend],
+    model: str,
+    size: str,
+    batches: list[int],
+    iterations: int,
+    budget_s: float,
+    settle_s: float = SETTLE_S,
 ) -> list[Row]:
-    """Latency of ``backend.infer`` for each batch size at ``size`` (after :func:`warm_up`)."""
-    info = backend.model_info(model)
+    """Latency of ``backend.infer`` for each backend and batch size at ``size``.
+
+    Per batch: one untimed call on every backend (ONNX Runtime plans and allocates memory for each
+    new input shape on its first run, and Triton's model instance is shared by the gRPC and HTTP
+    clients, so without it the first backend timed at a shape pays that cost for the others: runs
+    before 2026-12-08 did, and HTTP looked up to 2.7x faster than in-process inference), then
+    ``iterations`` rounds of one timed call per backend in turn (at least one round, stopping early
+    after ``budget_s``), so that the machine's drift hits every backend alike, each call after
+    ``settle_s`` of idle time: ONNX Runtime's worker threads spin-wait after a run (its default,
+    faster for back-to-back runs of one session), so on 2 cores a call issued right after another
+    backend's ran beside those spinning threads. Measured with ``deblock`` at 320x240, calls
+    alternating local / gRPC / HTTP back to back: 111 / 115 / 61 ms (HTTP, after gRPC, reused the
+    same server session's threads); 50 ms apart 68 / 72 / 67 ms; 200 ms apart 59 / 64 / 63 ms.
+    """
     h, w = SIZES[size]
     rng = np.random.default_rng(0)
     rows = []
     for batch in batches:
-        x = rng.random((batch, info.in_channels, h, w), dtype=np.float32)
-        times = _time_calls(lambda b: backend.infer(model, b), x, iterations, budget_s)
-        med = statistics.median(times)
-        rows.append(Row(model, size, backend.name, batch, len(times), med * 1e3, min(times) * 1e3, batch / med))
-        print(f"  {model:10s} {size:9s} {backend.name:12s} batch {batch}: {med * 1e3:9.1f} ms", file=sys.stderr)
+        x = rng.random((batch, backends[0].model_info(model).in_channels, h, w), dtype=np.float32)
+        for backend in backends:
+            backend.infer(model, x)
+        times: dict[str, list[float]] = {b.name: [] for b in backends}
+        t_end = time.perf_counter() + budget_s
+        for _ in range(iterations):
+            for backend in backends:
+                time.sleep(settle_s)
+                t0 = time.perf_counter()
+                backend.infer(model, x)
+                times[backend.name].append(time.perf_counter() - t0)
+            if time.perf_counter() > t_end:
+                break
+        for backend in backends:
+            t = times[backend.name]
+            med = statistics.median(t)
+            rows.append(Row(model, size, backend.name, batch, len(t), med * 1e3, min(t) * 1e3, batch / med))
+            print(f"  {model:10s} {size:9s} {backend.name:12s} batch {batch}: {med * 1e3:9.1f} ms", file=sys.stderr)
     return rows
 
 
 def warm_up(backend: InferenceBackend, model: str) -> None:
-    """Open the session / connection and run the model once on a small input (not timed)."""
+    """Open the session / connection and run the model once on a small input (not timed); the
+    timed shapes get their own untimed call in :func:`bench_shape`."""
     info = backend.model_info(model)
     backend.infer(model, np.zeros((1, info.in_channels, 64, 64), dtype=np.float32))
 
@@ -125,10 +147,12 @@ def bench_tiling(local: LocalOnnx, model: str, size: str, tile: int, overlap: in
     whole_t, tiled_t = [], []
     whole = tiled = x
     for _ in range(repeats):
+        time.sleep(SETTLE_S)
         t0 = time.perf_counter()
         whole = local.infer(model, x)
         whole_t.append(time.perf_counter() - t0)
         calls.clear()
+        time.sleep(SETTLE_S)
         t0 = time.perf_counter()
         tiled = infer_images(Counting(), model, x, tile=tile, overlap=overlap)  # type: ignore[arg-type]
         tiled_t.append(time.perf_counter() - t0)
@@ -179,10 +203,24 @@ def overhead(rows: list[Row]) -> list[dict[str, object]]:
     return out
 
 
+def overhead_summary(entries: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Median (and range) over models and batches of :func:`overhead`'s ratios, per input size and
+    protocol: the figure to quote on a noisy machine, where single cells swing by 2x."""
+    out: list[dict[str, object]] = []
+    for size in SIZES:
+        for b in ("triton-grpc", "triton-http"):
+            v = [float(e[b]) for e in entries if e["size"] == size and b in e]  # type: ignore[arg-type]
+            if v:
+                entry: dict[str, object] = {"size": size, "backend": b, "cells": len(v)}
+                entry |= {"median": round(statistics.median(v), 2), "min": round(min(v), 2), "max": round(max(v), 2)}
+                out.append(entry)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; see the module docstring."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="fewer iterations; 720p at batch 1 only")
+    p.add_argument("--quick", action="store_true", help="3 rounds at 320x240 (10 otherwise), 720p at batch 1 only")
     p.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY)
     p.add_argument("--models", nargs="*", help="subset of models (default: all in the repository)")
     p.add_argument("--out", type=Path, default=OUT)
@@ -194,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no models in {a.repository}", file=sys.stderr)
         return 1
     plan = {
-        "320x240": ([1, 4, 8], 2 if a.quick else 10, 1.0 if a.quick else 6.0),
-        "1280x720": ([1] if a.quick else [1, 4, 8], 1 if a.quick else 2, 0.0),
+        "320x240": ([1, 4, 8], 3 if a.quick else 10, 3.0 if a.quick else 18.0),
+        "1280x720": ([1] if a.quick else [1, 4, 8], 2, 0.0),
     }
     load_before = os.getloadavg()
     t_start = time.perf_counter()
@@ -216,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                 for backend in backends:
                     warm_up(backend, model)
                 for size, (batches, iterations, budget) in plan.items():
-                    for backend in backends:
-                        rows += bench_backend(backend, model, size, batches, iterations, budget)
+                    rows += bench_shape(backends, model, size, batches, iterations, budget)
                 tiling.append(bench_tiling(local, model, "1280x720", tile=256, overlap=16, repeats=1 if a.quick else 2))
                 t = tiling[-1]
                 print(f"  {model:10s} tiling 720p/256: {t.tiled_ms:.0f} ms vs {t.whole_ms:.0f} ms", file=sys.stderr)
@@ -226,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 b.close()
             server.stop()
 
+    summary = overhead_summary(overhead(rows))
     result = {
         "benchmark": "inference",
         "command": "python -m benchmarks.inference" + (" --quick" if a.quick else ""),
@@ -240,12 +278,17 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - t_start, 1),
         "results": [asdict(r) for r in rows],
         "overhead_triton_over_local": overhead(rows),
+        "overhead_summary": summary,
         "tiling_local": [asdict(t) for t in tiling],
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
     print("Median latency per request; fps = batch / median; ratios use the best latencies.\n")
     print(table(rows))
+    print()
+    for e in summary:
+        span = f"{e['min']}-{e['max']}"
+        print(f"{e['backend']}/local at {e['size']}: median {e['median']} over {e['cells']} cells ({span})")
     print()
     print("| model | input | tile | overlap | tiles | whole ms | tiled ms | tiled/whole | PSNR tiled vs whole |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
