@@ -87,6 +87,17 @@ def test_dequantize_qdq_gives_back_the_float_network(tmp_path: Path) -> None:
     assert m["architecture"].endswith("re-quantized with 7-bit weights")
 
 
+@pytest.mark.parametrize(
+    ("ends", "expected"), [("none", []), ("first", ["0"]), ("last", ["12"]), ("both", ["0", "12"])]
+)
+def test_float_ends_names_the_body_convolutions_left_float(ends: str, expected: list[str]) -> None:
+    """``--float-ends``: the first / last convolution of the body (in graph order) join the float skip."""
+    path = model_path(REPO, "sr_x2")[0]
+    names = quantize.float_nodes(path, ends=ends)
+    assert [n for n in names if n.startswith("/body/")] == [f"/body/body.{i}/Conv" for i in expected]
+    assert "/bicubic/Conv" in names and "/bicubic/Conv" not in quantize.float_nodes(path, skip=False, ends=ends)
+
+
 @pytest.mark.parametrize("name", ["sr_x2_int8", "sr_x4_int8"])
 def test_shipped_int8_models_stay_integer_between_convolutions(name: str, tmp_path: Path) -> None:
     """After ONNX Runtime's graph optimizations the shipped INT8 model quantizes once, at its input:

@@ -12,7 +12,8 @@ calibration by ``--method``. Weights use 7 of their 8 bits (``--reduce-range``, 
 x86 CPUs without VNNI (AVX2 only, as AMD EPYC before Zen 4) ONNX Runtime multiplies uint8
 activations by int8 weights with ``vpmaddubsw``, whose 16-bit pair sums saturate at full range;
 there the first INT8 models lost 0.21 / 0.19 dB on Set5 (x2 / x4) against 0.07 / 0.05 on the CPU
-they were measured on.
+they were measured on. ``--float-ends`` leaves the body's first and/or last convolution in float
+(their GEMMs are too narrow for the integer kernels; measured, not shipped: README "INT8 version 3").
 
 ``--from-int8 PATH`` re-quantizes a shipped INT8 model: its QDQ weights are dequantized back into
 a float graph (:func:`dequantize_qdq`: the FP32 network it was made from, each weight rounded to
@@ -163,11 +164,24 @@ def _toposort(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def float_nodes(path: Path) -> list[str]:
-    """Nodes left in float: the fixed bicubic-skip convolution (``LumaSR.bicubic``). Its output is
-    the bulk of every output pixel, and 8-bit activations there cost 0.08 (x2) to 0.13 dB (x4) on Set5
-    (``--no-float-skip``) while it is a small share of the time."""
-    return [n.name for n in onnx.load(str(path)).graph.node if n.name.startswith("/bicubic/")]
+def float_nodes(path: Path, skip: bool = True, ends: str = "none") -> list[str]:
+    """Nodes left in float.
+
+    ``skip``: the fixed bicubic-skip convolution (``LumaSR.bicubic``). Its output is the bulk of every
+    output pixel, and 8-bit activations there cost 0.08 (x2) to 0.13 dB (x4) on Set5
+    (``--no-float-skip``) while it is a small share of the time.
+    ``ends``: ``first``, ``last``, ``both`` or ``none`` of the body's convolutions (``--float-ends``),
+    whose GEMMs can be too narrow for the integer kernels: 1 input plane (K = 9) for the first, 4 (x2)
+    or 16 (x4) output planes for the last, where ONNX Runtime packs 16 columns at a time.
+    """
+    nodes = onnx.load(str(path)).graph.node
+    names = [n.name for n in nodes if skip and n.name.startswith("/bicubic/")]
+    body = [n.name for n in nodes if n.op_type == "Conv" and n.name.startswith("/body/")]
+    if body and ends in ("first", "both"):
+        names.append(body[0])
+    if body and ends in ("last", "both"):
+        names.append(body[-1])
+    return names
 
 
 def latency_ms(path: Path, shape: tuple[int, int, int, int], threads: int, repeats: int) -> float:
@@ -222,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ops", default="Conv,Relu,Clip", help="op types to quantize ('all': ORT's set)")
     p.add_argument("--float-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="leave the bicubic-skip convolution in float (--no-float-skip quantizes it too)")  # fmt: skip
+    p.add_argument("--float-ends", choices=("none", "first", "last", "both"), default="none",
+                   help="leave the body's first and/or last convolution in float (see float_nodes)")  # fmt: skip
     p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=True,
                    help="7-bit weights: no saturation on CPUs without VNNI (see the module docstring)")  # fmt: skip
     p.add_argument("--from-int8", type=Path, default=None, help="re-quantize this INT8 QDQ model (dequantized first)")
@@ -252,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         op_types_to_quantize=None if a.ops == "all" else a.ops.split(","),
-        nodes_to_exclude=float_nodes(pre) if a.float_skip else [],
+        nodes_to_exclude=float_nodes(pre, skip=a.float_skip, ends=a.float_ends),
         calibrate_method=method,
         reduce_range=a.reduce_range,
     )
