@@ -2,7 +2,7 @@
 
 ::
 
-    python -m benchmarks.inference            # full run (about 15 minutes on 2 CPU cores)
+    python -m benchmarks.inference            # full run (about half an hour on 2 CPU cores)
     python -m benchmarks.inference --quick    # short run (about 5 minutes)
 
 Starts its own Triton server (``serving.triton_server``, CPU python backend) on free ports on
@@ -77,7 +77,7 @@ def bench_shape(
     model: str,
     size: str,
     batches: list[int],
-    iterations: int,
+    rounds: tuple[int, int],
     budget_s: float,
     settle_s: float = SETTLE_S,
 ) -> list[Row]:
@@ -86,15 +86,17 @@ def bench_shape(
     Per batch: one untimed call on every backend (ONNX Runtime plans and allocates memory for each
     new input shape on its first run, and Triton's model instance is shared by the gRPC and HTTP
     clients, so without it the first backend timed at a shape pays that cost for the others: runs
-    before 2026-12-08 did, and HTTP looked up to 2.7x faster than in-process inference), then
-    ``iterations`` rounds of one timed call per backend in turn (at least one round, stopping early
-    after ``budget_s``), so that the machine's drift hits every backend alike, each call after
+    before commit bc48646 did, and HTTP looked up to 2.7x faster than in-process inference), then
+    ``rounds = (least, most)`` rounds of one timed call per backend (more than ``least`` only while
+    the batch has taken less than ``budget_s``), the first backend of each round rotating, so that
+    the machine's drift and any order effect hit every backend alike. Each timed call comes after
     ``settle_s`` of idle time: ONNX Runtime's worker threads spin-wait after a run (its default,
     faster for back-to-back runs of one session), so on 2 cores a call issued right after another
     backend's ran beside those spinning threads. Measured with ``deblock`` at 320x240, calls
     alternating local / gRPC / HTTP back to back: 111 / 115 / 61 ms (HTTP, after gRPC, reused the
     same server session's threads); 50 ms apart 68 / 72 / 67 ms; 200 ms apart 59 / 64 / 63 ms.
     """
+    least, most = max(rounds[0], 1), max(rounds)
     h, w = SIZES[size]
     rng = np.random.default_rng(0)
     rows = []
@@ -104,14 +106,15 @@ def bench_shape(
             backend.infer(model, x)
         times: dict[str, list[float]] = {b.name: [] for b in backends}
         t_end = time.perf_counter() + budget_s
-        for _ in range(iterations):
-            for backend in backends:
+        for r in range(max(most, least)):
+            if r >= least and time.perf_counter() > t_end:
+                break
+            k = r % len(backends)
+            for backend in backends[k:] + backends[:k]:
                 time.sleep(settle_s)
                 t0 = time.perf_counter()
                 backend.infer(model, x)
                 times[backend.name].append(time.perf_counter() - t0)
-            if time.perf_counter() > t_end:
-                break
         for backend in backends:
             t = times[backend.name]
             med = statistics.median(t)
@@ -220,7 +223,11 @@ def overhead_summary(entries: list[dict[str, object]]) -> list[dict[str, object]
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; see the module docstring."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.inference", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="3 rounds at 320x240 (10 otherwise), 720p at batch 1 only")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 rounds at 320x240 (3-10 otherwise) and 2 at 720p (2-3), 720p at batch 1 only",
+    )
     p.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY)
     p.add_argument("--models", nargs="*", help="subset of models (default: all in the repository)")
     p.add_argument("--out", type=Path, default=OUT)
@@ -232,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no models in {a.repository}", file=sys.stderr)
         return 1
     plan = {
-        "320x240": ([1, 4, 8], 3 if a.quick else 10, 3.0 if a.quick else 18.0),
-        "1280x720": ([1] if a.quick else [1, 4, 8], 2, 0.0),
+        "320x240": ([1, 4, 8], (3, 3) if a.quick else (3, 10), 18.0),
+        "1280x720": ([1] if a.quick else [1, 4, 8], (2, 2) if a.quick else (2, 3), 30.0),
     }
     load_before = os.getloadavg()
     t_start = time.perf_counter()
@@ -253,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             for model in models:
                 for backend in backends:
                     warm_up(backend, model)
-                for size, (batches, iterations, budget) in plan.items():
-                    rows += bench_shape(backends, model, size, batches, iterations, budget)
+                for size, (batches, rounds, budget) in plan.items():
+                    rows += bench_shape(backends, model, size, batches, rounds, budget)
                 tiling.append(bench_tiling(local, model, "1280x720", tile=256, overlap=16, repeats=1 if a.quick else 2))
                 t = tiling[-1]
                 print(f"  {model:10s} tiling 720p/256: {t.tiled_ms:.0f} ms vs {t.whole_ms:.0f} ms", file=sys.stderr)

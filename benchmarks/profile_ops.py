@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     w, h = (int(v) for v in a.size.split("x"))
     times = op_times(a.onnx, (1, a.frames, h, w), a.threads, a.runs, a.per_node)
     total = sum(times.values())
-    width = max(20, *(len(k) for k in times))
+    width = max([20, *map(len, times)])
     for op, ms in times.items():
         print(f"{op:{width}s} {ms:8.1f} ms {100 * ms / total:5.1f} %")
     print(f"{'total':{width}s} {total:8.1f} ms")

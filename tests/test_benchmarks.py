@@ -29,19 +29,31 @@ class Recording:
         pass
 
 
+BACKENDS = ("onnxruntime", "triton-grpc", "triton-http")
+
+
 def test_bench_shape_warms_each_shape_then_alternates_backends() -> None:
     log: list[tuple[str, tuple[int, ...]]] = []
-    backends = [Recording(n, log) for n in ("onnxruntime", "triton-grpc", "triton-http")]
-    rows = bench_shape(backends, "m", "320x240", [1, 4], iterations=3, budget_s=60.0, settle_s=0.0)  # type: ignore[arg-type]
+    backends = [Recording(n, log) for n in BACKENDS]
+    rows = bench_shape(backends, "m", "320x240", [1, 4], rounds=(3, 3), budget_s=60.0, settle_s=0.0)  # type: ignore[arg-type]
 
     names = [n for n, _ in log]
-    # per batch: one untimed call on every backend, then 3 rounds in the same backend order
-    assert names == ["onnxruntime", "triton-grpc", "triton-http"] * 4 * 2
+    # per batch: one untimed call on every backend, then 3 rounds, each starting one backend later
+    a, b, c = BACKENDS
+    assert names == [a, b, c, a, b, c, b, c, a, c, a, b] * 2
     assert [s for _, s in log[:12]] == [(1, 1, 240, 320)] * 12
     assert [s for _, s in log[12:]] == [(4, 1, 240, 320)] * 12
-    assert [(r.backend, r.batch, r.iterations) for r in rows] == [
-        (b, n, 3) for n in (1, 4) for b in ("onnxruntime", "triton-grpc", "triton-http")
-    ]
+    assert [(r.backend, r.batch, r.iterations) for r in rows] == [(b, n, 3) for n in (1, 4) for b in BACKENDS]
+
+
+def test_bench_shape_budget_stops_after_the_least_rounds_only() -> None:
+    log: list[tuple[str, tuple[int, ...]]] = []
+    backends = [Recording(n, log) for n in BACKENDS]
+    spent = bench_shape(backends, "m", "320x240", [1], rounds=(2, 10), budget_s=0.0, settle_s=0.0)  # type: ignore[arg-type]
+    assert [r.iterations for r in spent] == [2, 2, 2] and len(log) == 3 + 6
+    log.clear()
+    ample = bench_shape(backends, "m", "320x240", [1], rounds=(2, 5), budget_s=60.0, settle_s=0.0)  # type: ignore[arg-type]
+    assert [r.iterations for r in ample] == [5, 5, 5] and len(log) == 3 + 15
 
 
 def test_overhead_summary_is_the_median_over_cells() -> None:

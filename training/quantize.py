@@ -13,7 +13,7 @@ x86 CPUs without VNNI (AVX2 only, as AMD EPYC before Zen 4) ONNX Runtime multipl
 activations by int8 weights with ``vpmaddubsw``, whose 16-bit pair sums saturate at full range;
 there the first INT8 models lost 0.21 / 0.19 dB on Set5 (x2 / x4) against 0.07 / 0.05 on the CPU
 they were measured on. ``--float-ends`` leaves the body's first and/or last convolution in float
-(their GEMMs are too narrow for the integer kernels; measured, not shipped: README "INT8 version 3").
+(their GEMMs can be too narrow for the integer kernels; measured, not shipped: README "INT8 version 3").
 
 ``--from-int8 PATH`` re-quantizes a shipped INT8 model: its QDQ weights are dequantized back into
 a float graph (:func:`dequantize_qdq`: the FP32 network it was made from, each weight rounded to
@@ -171,8 +171,9 @@ def float_nodes(path: Path, skip: bool = True, ends: str = "none") -> list[str]:
     output pixel, and 8-bit activations there cost 0.08 (x2) to 0.13 dB (x4) on Set5
     (``--no-float-skip``) while it is a small share of the time.
     ``ends``: ``first``, ``last``, ``both`` or ``none`` of the body's convolutions (``--float-ends``),
-    whose GEMMs can be too narrow for the integer kernels: 1 input plane (K = 9) for the first, 4 (x2)
-    or 16 (x4) output planes for the last, where ONNX Runtime packs 16 columns at a time.
+    whose GEMMs can be too narrow for the integer kernels: the first reads 1 input plane (K = 9), the
+    last of ``sr_x2`` writes 4 output planes (``sr_x4``'s 16 are wide enough). Measured on this AVX2
+    CPU: both slower in INT8 than in FP32 (README "INT8 version 3").
     """
     nodes = onnx.load(str(path)).graph.node
     names = [n.name for n in nodes if skip and n.name.startswith("/bicubic/")]
