@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from restora.evaluation import ARTIFACT_CRFS, artifact_pairs
+from restora.inference import STOP_SPINNING
 from restora.metrics import psnr
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -28,6 +29,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def restorer(path: Path) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
+    opts.add_session_config_entry(*STOP_SPINNING)  # as LocalOnnx: the models alternate run by run
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

@@ -33,6 +33,18 @@ def test_model_metadata(local: LocalOnnx) -> None:
         local.model_info("no_such_model")
 
 
+def test_sessions_stop_spinning_after_each_run(local: LocalOnnx) -> None:
+    """In-process and Triton python-backend sessions alike stop ONNX Runtime's spin-waiting threads
+    when a run ends, so the next stage (another session) or the encoder gets the cores
+    (``restora.inference.STOP_SPINNING``)."""
+    from restora.inference import STOP_SPINNING
+    from training.package_model import MODEL_PY
+
+    session, _ = local._session("sr_x2")
+    assert session.get_session_options().get_session_config_entry(STOP_SPINNING[0]) == STOP_SPINNING[1]  # type: ignore[attr-defined]
+    assert f"opts.add_session_config_entry({STOP_SPINNING[0]!r}, {STOP_SPINNING[1]!r})".replace("'", '"') in MODEL_PY
+
+
 @pytest.mark.parametrize("scale", [2, 4])
 def test_sr_stage_shapes_and_beats_bicubic_on_real_image(scale: int, local: LocalOnnx, data: Path) -> None:
     hr = np.asarray(Image.open(data / "images/Set5/HR/butterfly.png").convert("RGB"))

@@ -33,6 +33,7 @@ class TritonPythonModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(params.get("onnxruntime.intra_op_threads", "0"))
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.force_spinning_stop", "1")  # restora.inference.STOP_SPINNING
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         self.session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
