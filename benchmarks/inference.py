@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 b.close()
             server.stop()
 
-    summary = overhead_summary(overhead(rows))
+    ratios = overhead(rows)
+    summary = overhead_summary(ratios)
     result = {
         "benchmark": "inference",
         "command": "python -m benchmarks.inference" + (" --quick" if a.quick else ""),
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "seconds": round(time.perf_counter() - t_start, 1),
         "results": [asdict(r) for r in rows],
-        "overhead_triton_over_local": overhead(rows),
+        "overhead_triton_over_local": ratios,
         "overhead_summary": summary,
         "tiling_local": [asdict(t) for t in tiling],
     }
